@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// nsinspect: see ../shared/DESIGN.md §2 for the layout and the direction of dependencies.
+import PackageDescription
+
+let package = Package(
+    name: "nsinspect",
+    products: [
+        .executable(name: "nsinspect", targets: ["nsinspect"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries, found by pkg-config (scripts/setup installs the -dev packages).
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        // The one hand-written C shim: syscalls libc lacks, variadic ioctls, the fork+setns+exec child.
+        .target(name: "CShim"),
+
+        .target(name: "JSONKit"),
+        .target(name: "ProcNS", dependencies: ["CShim", "JSONKit"]),
+        .target(name: "Netlink", dependencies: ["ProcNS", "CShim", "CMnl"]),
+        .target(name: "Probes", dependencies: ["ProcNS", "CShim", "CBPF"]),
+        .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),
+        .executableTarget(
+            name: "nsinspect",
+            dependencies: [
+                "Lab", "Probes", "Netlink", "ProcNS", "JSONKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
+        .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "JSONKit"], resources: [.copy("Fixtures")]),
+    ]
+)

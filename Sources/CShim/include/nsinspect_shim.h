@@ -1,0 +1,123 @@
+// The one hand-written C shim of nsinspect.
+//
+// It holds what Swift cannot import (variadic ioctl/syscall, macros) or what libc lacks (pidfd_getfd,
+// pidfd ioctls), and the fork+setns+exec child, which must run only async-signal-safe calls between
+// fork and exec because a Swift process is always multithreaded. Every function returns -1 and sets
+// errno on failure unless it says otherwise.
+#ifndef NSINSPECT_SHIM_H
+#define NSINSPECT_SHIM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Namespace type flags (CLONE_NEW*), as plain constants for Swift.
+extern const int NSI_CLONE_NEWNET;
+extern const int NSI_CLONE_NEWNS;
+extern const int NSI_CLONE_NEWUSER;
+
+/// pidfd_open(2): a descriptor that pins a process, so a PID reused later cannot be mistaken for it.
+int nsi_pidfd_open(pid_t pid, unsigned int flags);
+/// pidfd_getfd(2): a duplicate of another process's descriptor (needs PTRACE_MODE_ATTACH_REALCREDS).
+int nsi_pidfd_getfd(int pidfd, int targetfd, unsigned int flags);
+/// pidfd_send_signal(2); signal 0 checks that the process still exists.
+int nsi_pidfd_send_signal(int pidfd, int sig);
+/// ioctl(PIDFD_GET_NET_NAMESPACE) (Linux 6.11): the network namespace of a pinned process as an nsfs fd.
+int nsi_pidfd_get_netns(int pidfd);
+
+/// ioctl(NS_GET_NSTYPE): the CLONE_NEW* type of an nsfs descriptor.
+int nsi_ns_get_nstype(int nsfd);
+/// ioctl(NS_GET_ID) (Linux 6.18): the namespace's 64-bit id; for a network namespace this is its cookie.
+int nsi_ns_get_id(int nsfd, uint64_t *id);
+/// ioctl(SIOCGSKNS): the network namespace a socket belongs to, as a new nsfs descriptor.
+int nsi_socket_get_netns(int sockfd);
+/// getsockopt(SO_NETNS_COOKIE) (Linux 5.14): the never-reused cookie of a socket's namespace.
+int nsi_socket_netns_cookie(int sockfd, uint64_t *cookie);
+
+int nsi_setns(int fd, int nstype);
+int nsi_unshare(int flags);
+pid_t nsi_gettid(void);
+
+/// Runs fn(ctx) on a new pthread and joins it. Namespace work (setns, unshare) happens on such a thread
+/// so the caller's thread never changes namespace; the thread exits afterwards and is never reused.
+/// Returns 0, or an errno value if the thread could not be created.
+int nsi_run_on_new_thread(void (*fn)(void *), void *ctx);
+
+/// What the child of nsi_spawn does before execve.
+struct nsi_spawn_options {
+    int netns_fd;          // -1: keep the parent's network namespace
+    int private_mounts;    // unshare(CLONE_NEWNS), make / a slave, remount /sys (what `ip netns exec` does)
+    const char *const *etc_binds; // NULL or NULL-terminated list of source, target pairs to bind-mount
+    int stdin_fd;          // -1: inherit
+    int stdout_fd;
+    int stderr_fd;
+    int new_process_group; // setpgid(0, 0)
+    int die_with_parent;   // prctl(PR_SET_PDEATHSIG, SIGKILL)
+};
+
+/// The step of the child that failed, reported by nsi_spawn.
+enum nsi_spawn_step {
+    NSI_STEP_NONE = 0,
+    NSI_STEP_PIPE = 1,
+    NSI_STEP_FORK = 2,
+    NSI_STEP_SETNS = 3,
+    NSI_STEP_UNSHARE_MOUNTS = 4,
+    NSI_STEP_MAKE_SLAVE = 5,
+    NSI_STEP_MOUNT_SYS = 6,
+    NSI_STEP_DUP2 = 7,
+    NSI_STEP_EXEC = 8,
+    NSI_STEP_SETPGID = 9,
+};
+
+/// fork(2) a child that enters the namespace and execve(2)s `path` (already resolved: no PATH search
+/// after fork). The child reports a failure through a close-on-exec pipe, so on return either the
+/// program runs (returns its pid) or nothing runs (returns -1, *failed_step and errno say why).
+pid_t nsi_spawn(const char *path, char *const argv[], char *const envp[],
+                const struct nsi_spawn_options *options, int *failed_step);
+
+/// O_PATH (a _GNU_SOURCE constant Glibc's Swift module does not export).
+extern const int NSI_O_PATH;
+/// pipe2(2) (also _GNU_SOURCE).
+int nsi_pipe2(int fds[2], int flags);
+/// stat(2) and lstat(2): in Swift the struct and the function share a name.
+int nsi_stat(const char *path, struct stat *st);
+int nsi_lstat(const char *path, struct stat *st);
+
+/// The process environment (the C global `environ`, which Swift 6 cannot read safely).
+char **nsi_environ(void);
+
+/// waitpid(2) restarted on EINTR. Returns the raw status in *status.
+int nsi_wait(pid_t pid, int *status, int nohang);
+int nsi_wifexited(int status);
+int nsi_wexitstatus(int status);
+int nsi_wifsignaled(int status);
+int nsi_wtermsig(int status);
+
+/// ioctl(fd, request, int*) and ioctl(fd, request, void*): Swift cannot call the variadic ioctl.
+int nsi_ioctl_ptr(int fd, unsigned long request, void *arg);
+
+/// mount(2)/umount2(2) wrappers that keep the flag constants in C.
+int nsi_bind_mount(const char *source, const char *target);
+int nsi_make_shared_rec(const char *target);
+int nsi_bind_mount_rec(const char *source, const char *target);
+int nsi_umount_detach(const char *target);
+
+/// flock(LOCK_EX) restarted on EINTR.
+int nsi_flock_exclusive(int fd);
+
+/// Effective capabilities of the calling process (bit n = capability n), from capget(2).
+int nsi_effective_caps(uint64_t *caps);
+/// Raise RLIMIT_NOFILE's soft limit to its hard limit (a census may hold one fd per namespace).
+int nsi_raise_nofile_limit(void);
+
+/// Signal helpers for the CLI: ignore/restore SIGINT and SIGQUIT while waiting for a child, like system(3).
+void nsi_ignore_interactive_signals(int ignore);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+// The Lab module: YAML labs (issue 4).

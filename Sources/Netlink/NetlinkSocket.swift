@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMnl
+import ProcNS
+
+/// A netlink socket (libmnl's mnl_socket), owned: closed in `deinit`.
+///
+/// The rules of DESIGN.md §3 live here and nowhere else: bound with port id 0 (the kernel picks one),
+/// the sequence number and port id of every reply checked, NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK
+/// on, a dump restarted when the kernel flags it NLM_F_DUMP_INTR, NLM_F_ACK on every request that is
+/// not a dump (or the receive loop would wait forever), and a receive timeout so nothing hangs.
+public final class NetlinkSocket: @unchecked Sendable {
+    private let socket: OpaquePointer
+    public let portID: UInt32
+    /// The namespace the socket was opened in, for messages.
+    public let label: String
+    private var nextSequence: UInt32
+    private var buffer: [UInt8]
+    public let netlinkProtocol: Int32
+
+    /// How often a dump is retried after NLM_F_DUMP_INTR before giving up.
+    public static let dumpRetries = 8
+
+    private init(socket: OpaquePointer, label: String, netlinkProtocol: Int32) throws(OperationError) {
+        self.socket = socket
+        self.label = label
+        self.netlinkProtocol = netlinkProtocol
+        guard mnl_socket_bind(socket, 0, 0) == 0 else {
+            let e = Errno.current
+            mnl_socket_close(socket)
+            throw OperationError("", label, call: "netlink bind", errno: e)
+        }
+        portID = mnl_socket_get_portid(socket)
+        var on: Int32 = 1
+        _ = mnl_socket_setsockopt(socket, 11 /* NETLINK_EXT_ACK */, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(socket, 12 /* NETLINK_GET_STRICT_CHK */, &on, socklen_t(MemoryLayout<Int32>.size))
+        let fd = mnl_socket_get_fd(socket)
+        var size: Int32 = 1 << 20
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // Sequence numbers start from the clock, as iproute2 does, so replies to an earlier socket with
+        // the same port id cannot be mistaken for ours.
+        nextSequence = UInt32(truncatingIfNeeded: time(nil))
+        buffer = [UInt8](repeating: 0, count: 64 << 10)
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    /// The socket's file descriptor (for poll(2) in monitors).
+    public var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+
+    /// Opens a socket in this thread's namespace.
+    public static func open(protocol: Int32 = 0 /* NETLINK_ROUTE */, label: String = "host") throws(OperationError) -> NetlinkSocket {
+        guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw OperationError("", label, call: "netlink socket", errno: .current)
+        }
+        return try NetlinkSocket(socket: nl, label: label, netlinkProtocol: `protocol`)
+    }
+
+    /// Opens a socket inside `ns` (created on a thread that entered it; the socket stays there).
+    public static func open(in ns: NamespaceHandle, protocol: Int32 = 0, label: String? = nil) throws -> NetlinkSocket {
+        let name = label ?? ns.origin
+        let raw: OpaquePointer = try NamespaceThread.run(in: ns) { () throws(OperationError) -> OpaquePointer in
+            guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
+                throw OperationError("", name, call: "netlink socket", errno: .current)
+            }
+            return nl
+        }
+        return try NetlinkSocket(socket: raw, label: name, netlinkProtocol: `protocol`)
+    }
+
+    /// Opens one socket inside each namespace, all from one thread; a namespace that cannot be entered
+    /// yields its error and the others still get their socket.
+    public static func open(inEach namespaces: [NamespaceHandle], protocol: Int32 = 0, labels: [String]? = nil)
+        throws(OperationError) -> [Result<NetlinkSocket, any Error>]
+    {
+        let raws = try NamespaceThread.runEach(in: namespaces) { (_, ns) throws(OperationError) -> OpaquePointer in
+            guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
+                throw OperationError("", ns.origin, call: "netlink socket", errno: .current)
+            }
+            return nl
+        }
+        return raws.enumerated().map { (i, result) in
+            result.flatMap { raw in
+                Result { () throws(OperationError) in
+                    try NetlinkSocket(socket: raw, label: labels?[i] ?? namespaces[i].origin, netlinkProtocol: `protocol`)
+                }.mapError { $0 as any Error }
+            }
+        }
+    }
+
+    private func takeSequence() -> UInt32 {
+        nextSequence &+= 1
+        return nextSequence
+    }
+
+    private func send(_ bytes: [UInt8], request: String) throws(OperationError) {
+        let sent = bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
+        guard sent >= 0 else { throw OperationError("", label, call: "\(request) send", errno: .current) }
+    }
+
+    /// Receives one datagram into the buffer and returns the valid part. ENOBUFS, a timeout and other
+    /// errors become typed errors.
+    private func receive(request: String) throws -> ArraySlice<UInt8> {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            if n >= 0 { return buffer[0..<n] }
+            let e = Errno.current
+            if e == .EINTR { continue }
+            if e == .EAGAIN { throw OperationError("", label, "\(request): no answer from the kernel within 10 s", errno: e) }
+            throw OperationError("", label, call: "\(request) receive", errno: e)
+        }
+    }
+
+    /// Sends a dump request and decodes every answer with `decode` (which must copy what it keeps: the
+    /// payload slices point into a buffer that is reused). If the kernel flags the dump as interrupted
+    /// (NLM_F_DUMP_INTR: the table changed while it was read), everything decoded so far is dropped and
+    /// the dump starts again.
+    public func dump<T>(_ request: NetlinkRequest, decode: (NetlinkMessage) throws -> T?) throws -> [T] {
+        precondition(request.isDump, "dump() needs a request with NLM_F_DUMP")
+        for _ in 0...NetlinkSocket.dumpRetries {
+            let sequence = takeSequence()
+            try send(request.encoded(sequence: sequence), request: request.name)
+            var results: [T] = []
+            var interrupted = false
+            receiving: while true {
+                let datagram = try receive(request: request.name)
+                for message in try NetlinkMessage.split(datagram) {
+                    guard message.sequence == sequence, message.portID == portID else { continue }
+                    if message.flags & NLMsg.dumpInterrupted != 0 { interrupted = true }
+                    switch message.type {
+                    case NLMsg.done:
+                        if let error = try NetlinkError.decode(message, request: request.name) { throw error }
+                        break receiving
+                    case NLMsg.error:
+                        if let error = try NetlinkError.decode(message, request: request.name) { throw error }
+                    case NLMsg.noop, NLMsg.overrun:
+                        continue
+                    default:
+                        if let value = try decode(message) { results.append(value) }
+                    }
+                }
+            }
+            if !interrupted { return results }
+        }
+        throw OperationError("", label, "\(request.name): dump interrupted \(NetlinkSocket.dumpRetries + 1) times in a row (the table keeps changing)")
+    }
+
+    /// Sends a request that is not a dump, with NLM_F_ACK, and returns what `decode` makes of the
+    /// replies before the acknowledgement. A kernel error is thrown as `NetlinkError`.
+    @discardableResult
+    public func transact<T>(_ request: NetlinkRequest, decode: (NetlinkMessage) throws -> T?) throws -> [T] {
+        try transactAll([request], decode: decode)[0].get()
+    }
+
+    /// Executes a request that only needs an acknowledgement (RTM_NEWLINK, RTM_NEWADDR …).
+    public func execute(_ request: NetlinkRequest) throws {
+        let _: [Int] = try transact(request) { _ in nil }
+    }
+
+    /// Sends many requests that are not dumps, several per datagram (the kernel handles each in turn),
+    /// and matches the replies to them by sequence number. Each request gets its own result: one
+    /// failure does not hide the others' answers.
+    public func transactAll<T>(_ requests: [NetlinkRequest], batchSize: Int = 64,
+                               decode: (NetlinkMessage) throws -> T?) throws -> [Result<[T], any Error>] {
+        var results = [Result<[T], any Error>](repeating: .success([]), count: requests.count)
+        var start = 0
+        while start < requests.count {
+            let end = min(start + batchSize, requests.count)
+            var datagram: [UInt8] = []
+            var sequences: [UInt32: Int] = [:]
+            for i in start..<end {
+                precondition(!requests[i].isDump, "transact() cannot send a dump")
+                let sequence = takeSequence()
+                sequences[sequence] = i
+                datagram.append(contentsOf: requests[i].encoded(sequence: sequence, extraFlags: NLMsg.ack))
+            }
+            try send(datagram, request: requests[start].name)
+            var pending = Set(sequences.keys)
+            while !pending.isEmpty {
+                let received = try receive(request: requests[start].name)
+                for message in try NetlinkMessage.split(received) {
+                    guard message.portID == portID, let index = sequences[message.sequence],
+                        pending.contains(message.sequence)
+                    else { continue }
+                    switch message.type {
+                    case NLMsg.error:
+                        if let error = try NetlinkError.decode(message, request: requests[index].name) {
+                            results[index] = .failure(error)
+                        }
+                        pending.remove(message.sequence)
+                    case NLMsg.noop, NLMsg.done:
+                        continue
+                    default:
+                        if case .success(var values) = results[index] {
+                            do {
+                                if let value = try decode(message) { values.append(value) }
+                                results[index] = .success(values)
+                            } catch {
+                                results[index] = .failure(error)
+                            }
+                        }
+                    }
+                }
+            }
+            start = end
+        }
+        return results
+    }
+}

@@ -1,0 +1,1 @@
+// The Probes module: eBPF loading and packet tracing (issue 5).

@@ -1,0 +1,157 @@
+import JSONKit
+
+/// A container runtime's reference to a container, read from a process's cgroup path.
+enum ContainerRef: Hashable {
+    case docker(id: String)
+    case podman(id: String)
+    case containerd(id: String)
+    case nspawn(machine: String)
+
+    /// Parses /proc/PID/cgroup (cgroup v2 `0::/path`, or v1 lines `N:controllers:/path`).
+    /// Recognised forms: `docker-ID.scope` and `/docker/ID` (Docker's systemd and cgroupfs drivers),
+    /// `libpod-ID.scope` (podman), `cri-containerd-ID.scope` and `/kubepods…/ID` (containerd),
+    /// `machine.slice/machine-NAME.scope` (systemd-nspawn).
+    static func parse(cgroup text: String) -> ContainerRef? {
+        for line in text.split(separator: "\n") {
+            guard let pathStart = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).last
+            else { continue }
+            let components = pathStart.split(separator: "/")
+            for (i, component) in components.enumerated().reversed() {
+                if let id = hexID(component, prefix: "docker-", suffix: ".scope") { return .docker(id: id) }
+                if let id = hexID(component, prefix: "libpod-", suffix: ".scope") { return .podman(id: id) }
+                if let id = hexID(component, prefix: "cri-containerd-", suffix: ".scope") { return .containerd(id: id) }
+                if i > 0, let id = hexID(component, prefix: "", suffix: "") {
+                    if components[i - 1] == "docker" { return .docker(id: id) }
+                    if components[..<i].contains(where: { $0.hasPrefix("kubepods") }) { return .containerd(id: id) }
+                }
+                if component.hasPrefix("machine-"), component.hasSuffix(".scope"), i > 0,
+                    components[i - 1] == "machine.slice"
+                {
+                    let escaped = component.dropFirst("machine-".count).dropLast(".scope".count)
+                    return .nspawn(machine: unescapeSystemdUnit(String(escaped)))
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A 64-hex-digit container id between a prefix and a suffix.
+    private static func hexID(_ s: Substring, prefix: String, suffix: String) -> String? {
+        guard s.hasPrefix(prefix), s.hasSuffix(suffix), s.count == prefix.count + 64 + suffix.count else { return nil }
+        let id = s.dropFirst(prefix.count).dropLast(suffix.count)
+        guard id.allSatisfy({ $0.isHexDigit }) else { return nil }
+        return String(id)
+    }
+
+    /// systemd escapes `-` and other bytes in unit names as `\xNN`.
+    static func unescapeSystemdUnit(_ s: String) -> String {
+        var out: [UInt8] = []
+        let bytes = Array(s.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count, bytes[i + 1] == UInt8(ascii: "x"),
+                let v = UInt8(String(decoding: bytes[(i + 2)...(i + 3)], as: UTF8.self), radix: 16)
+            {
+                out.append(v)
+                i += 4
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Mininet runs each host as `bash --norc -is mininet:h1` (through mnexec); the argument names the host.
+enum MininetName {
+    static func parse(cmdline: [UInt8]) -> String? {
+        for argument in cmdline.split(separator: 0) where argument.starts(with: "mininet:".utf8) {
+            let name = String(decoding: argument.dropFirst("mininet:".count), as: UTF8.self)
+            if !name.isEmpty { return name }
+        }
+        return nil
+    }
+}
+
+/// Container names from the runtimes' own state on disk, read only when a container was seen.
+struct ContainerRegistry {
+    struct DockerContainer {
+        var id: String
+        var name: String
+        var sandboxKey: String?
+    }
+
+    let dockerRoot: String
+    let podmanRoot: String
+    private var dockerCache: [DockerContainer]?
+    private var podmanCache: [String: String]?
+
+    init(dockerRoot: String, podmanRoot: String) {
+        self.dockerRoot = dockerRoot
+        self.podmanRoot = podmanRoot
+    }
+
+    /// Docker: DOCKER_ROOT/containers/ID/config.v2.json holds `Name` ("/web") and
+    /// `NetworkSettings.SandboxKey` (the bind mount in /run/docker/netns).
+    mutating func dockerContainers() -> [DockerContainer] {
+        if let cached = dockerCache { return cached }
+        var found: [DockerContainer] = []
+        if case .success(let entries) = Sys.listDirectory(dockerRoot + "/containers") {
+            for entry in entries {
+                guard case .success(let bytes) = Sys.readFile("\(dockerRoot)/containers/\(entry.name)/config.v2.json"),
+                    let json = try? JSON.parse(bytes)
+                else { continue }
+                let id = json["ID"]?.stringValue ?? entry.name
+                var name = json["Name"]?.stringValue ?? String(id.prefix(12))
+                if name.hasPrefix("/") { name.removeFirst() }
+                found.append(DockerContainer(id: id, name: name,
+                                             sandboxKey: json["NetworkSettings"]?["SandboxKey"]?.stringValue))
+            }
+        }
+        dockerCache = found
+        return found
+    }
+
+    /// Podman: PODMAN_ROOT/overlay-containers/containers.json lists `{"id": …, "names": ["web"]}`.
+    mutating func podmanNames() -> [String: String] {
+        if let cached = podmanCache { return cached }
+        var names: [String: String] = [:]
+        if case .success(let bytes) = Sys.readFile(podmanRoot + "/overlay-containers/containers.json"),
+            let json = try? JSON.parse(bytes), let list = json.arrayValue
+        {
+            for container in list {
+                if let id = container["id"]?.stringValue, let name = container["names"]?[0]?.stringValue {
+                    names[id] = name
+                }
+            }
+        }
+        podmanCache = names
+        return names
+    }
+
+    /// The name for a container reference; unknown ids fall back to their first 12 digits.
+    mutating func name(for ref: ContainerRef) -> NamespaceName {
+        switch ref {
+        case .docker(let id):
+            let name = dockerContainers().first(where: { $0.id == id })?.name ?? String(id.prefix(12))
+            return NamespaceName(kind: .docker, name: name, detail: String(id.prefix(12)))
+        case .podman(let id):
+            return NamespaceName(kind: .podman, name: podmanNames()[id] ?? String(id.prefix(12)), detail: String(id.prefix(12)))
+        case .containerd(let id):
+            return NamespaceName(kind: .containerd, name: String(id.prefix(12)), detail: id)
+        case .nspawn(let machine):
+            return NamespaceName(kind: .nspawn, name: machine)
+        }
+    }
+
+    /// Docker keeps each container's namespace as a bind mount /run/docker/netns/SANDBOX.
+    mutating func dockerName(forMount path: String) -> NamespaceName? {
+        let (parent, base) = splitPath(path)
+        guard parent == "/run/docker/netns" || parent == "/var/run/docker/netns" else { return nil }
+        if let container = dockerContainers().first(where: { ($0.sandboxKey.map { splitPath($0).base }) == base }) {
+            return NamespaceName(kind: .docker, name: container.name, detail: String(container.id.prefix(12)))
+        }
+        return NamespaceName(kind: .docker, name: base, detail: "sandbox \(base)")
+    }
+}

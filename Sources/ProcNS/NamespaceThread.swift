@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+/// Namespace work on a dedicated thread.
+///
+/// setns(2) and unshare(2) change only the calling thread, and Swift concurrency may move a task to
+/// another thread at any `await` (DESIGN.md §3). So every switch happens on a new pthread that runs the
+/// body synchronously and then ends: the caller's thread never leaves its namespace, and a thread that
+/// entered a namespace is never reused. Typical bodies only create a socket or a BPF link, which stays
+/// bound to the namespace it was created in.
+public enum NamespaceThread {
+    private final class Call {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    /// Runs `body` synchronously on a new thread and waits for it.
+    private static func onNewThread(_ body: () -> Void) throws(OperationError) {
+        try withoutActuallyEscaping(body) { (escapable) throws(OperationError) in
+            let call = Call(escapable)
+            let context = Unmanaged.passRetained(call)
+            defer { context.release() }
+            let rc = nsi_run_on_new_thread({ raw in
+                Unmanaged<Call>.fromOpaque(raw!).takeUnretainedValue().body()
+            }, context.toOpaque())
+            if rc != 0 { throw OperationError("", "namespace thread", call: "pthread_create", errno: Errno(rc)) }
+        }
+    }
+
+    /// Runs `body` inside the network namespace `ns`, on a thread of its own.
+    public static func run<T>(in ns: NamespaceHandle, _ body: () throws -> T) throws -> T {
+        var result: Result<T, any Error> = .failure(OperationError("", ns.origin, "namespace thread did not run"))
+        try onNewThread {
+            guard nsi_setns(ns.fd, NSI_CLONE_NEWNET) == 0 else {
+                result = .failure(OperationError("", ns.origin, call: "setns", errno: .current))
+                return
+            }
+            result = Result { try body() }
+        }
+        return try result.get()
+    }
+
+    /// Runs `body` once inside each namespace, all on one thread that moves from namespace to namespace
+    /// (one thread instead of one per namespace when a command visits hundreds of them). A namespace
+    /// that cannot be entered yields its error and the others still run.
+    public static func runEach<T>(in namespaces: [NamespaceHandle], _ body: (Int, NamespaceHandle) throws -> T)
+        throws(OperationError) -> [Result<T, any Error>]
+    {
+        var results: [Result<T, any Error>] = []
+        results.reserveCapacity(namespaces.count)
+        try onNewThread {
+            for (index, ns) in namespaces.enumerated() {
+                guard nsi_setns(ns.fd, NSI_CLONE_NEWNET) == 0 else {
+                    results.append(.failure(OperationError("", ns.origin, call: "setns", errno: .current)))
+                    continue
+                }
+                results.append(Result { try body(index, ns) })
+            }
+        }
+        return results
+    }
+
+    /// Creates a new, empty network namespace (unshare(CLONE_NEWNET) on a thread of its own) and returns a
+    /// handle to it; the namespace lives as long as the handle or whatever else holds it (a bind mount).
+    public static func createNamespace() throws -> NamespaceHandle {
+        var result: Result<NamespaceHandle, any Error> = .failure(OperationError("", "new namespace", "not created"))
+        try onNewThread {
+            guard nsi_unshare(NSI_CLONE_NEWNET) == 0 else {
+                result = .failure(OperationError("", "new namespace", call: "unshare", errno: .current))
+                return
+            }
+            result = Result { () throws(OperationError) in
+                try NamespaceHandle.open(path: "/proc/thread-self/ns/net", origin: "new namespace")
+            }
+        }
+        return try result.get()
+    }
+}

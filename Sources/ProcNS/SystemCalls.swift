@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+
+/// Thin wrappers over the system calls the census and naming code make, returning `Result<_, Errno>`
+/// so callers decide which errors are normal (a process that exits mid-scan) and which are reported.
+/// EINTR is retried here and nowhere else.
+enum Sys {
+    /// open(2) with O_CLOEXEC always added.
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0) -> Result<Int32, Errno> {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return .success(fd) }
+            if errno != EINTR { return .failure(.current) }
+        }
+    }
+
+    /// openat(2) relative to a directory descriptor, O_CLOEXEC always added.
+    static func openAt(_ dirfd: Int32, _ path: String, _ flags: Int32, mode: mode_t = 0) -> Result<Int32, Errno> {
+        while true {
+            let fd = Glibc.openat(dirfd, path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return .success(fd) }
+            if errno != EINTR { return .failure(.current) }
+        }
+    }
+
+    /// readlink(2) of a path, e.g. `/proc/1/ns/net` → `net:[4026531840]`.
+    static func readLink(_ path: String) -> Result<String, Errno> {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+            let n = Glibc.readlink(path, buffer.baseAddress!, 4096)
+            guard n >= 0 else { return .failure(.current) }
+            return .success(String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: n), as: UTF8.self))
+        }
+    }
+
+    /// readlinkat(2) relative to a directory descriptor.
+    static func readLinkAt(_ dirfd: Int32, _ name: String) -> Result<String, Errno> {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer in
+            let n = Glibc.readlinkat(dirfd, name, buffer.baseAddress!, 4096)
+            guard n >= 0 else { return .failure(.current) }
+            return .success(String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress!, count: n), as: UTF8.self))
+        }
+    }
+
+    /// Reads a whole small file (procfs files report size 0, so read until EOF).
+    static func readFile(_ path: String, limit: Int = 16 << 20) -> Result<[UInt8], Errno> {
+        let fd: Int32
+        switch open(path, O_RDONLY) {
+        case .success(let f): fd = f
+        case .failure(let e): return .failure(e)
+        }
+        defer { Glibc.close(fd) }
+        return readAll(fd, limit: limit)
+    }
+
+    static func readAll(_ fd: Int32, limit: Int = 16 << 20) -> Result<[UInt8], Errno> {
+        var out: [UInt8] = []
+        var chunk = 4096
+        while out.count < limit {
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: chunk))
+            let n = out.withUnsafeMutableBytes { buffer in
+                Glibc.read(fd, buffer.baseAddress! + start, chunk)
+            }
+            if n < 0 {
+                if errno == EINTR { out.removeSubrange(start...); continue }
+                return .failure(.current)
+            }
+            out.removeSubrange((start + n)...)
+            if n == 0 { break }
+            if chunk < 1 << 20 { chunk *= 2 }
+        }
+        return .success(out)
+    }
+
+    /// One entry of a directory listing: the name and the d_type getdents reported.
+    struct DirectoryEntry {
+        var name: String
+        var type: UInt8
+        static let symlink = UInt8(DT_LNK)
+        static let regular = UInt8(DT_REG)
+        static let directory = UInt8(DT_DIR)
+    }
+
+    /// Lists a directory with readdir(3), skipping `.` and `..`.
+    static func listDirectory(_ path: String) -> Result<[DirectoryEntry], Errno> {
+        guard let dir = opendir(path) else { return .failure(.current) }
+        defer { closedir(dir) }
+        var entries: [DirectoryEntry] = []
+        while let entry = readdir(dir) {
+            let type = entry.pointee.d_type
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            entries.append(DirectoryEntry(name: name, type: type))
+        }
+        return .success(entries)
+    }
+
+    /// stat(2), following symlinks.
+    static func stat(_ path: String) -> Result<Glibc.stat, Errno> {
+        var st = Glibc.stat()
+        guard nsi_stat(path, &st) == 0 else { return .failure(.current) }
+        return .success(st)
+    }
+
+    /// lstat(2): the symlink itself.
+    static func lstat(_ path: String) -> Result<Glibc.stat, Errno> {
+        var st = Glibc.stat()
+        guard nsi_lstat(path, &st) == 0 else { return .failure(.current) }
+        return .success(st)
+    }
+
+    static func fstat(_ fd: Int32) -> Result<Glibc.stat, Errno> {
+        var st = Glibc.stat()
+        guard Glibc.fstat(fd, &st) == 0 else { return .failure(.current) }
+        return .success(st)
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Parses the decimal number in `text[start..<end]` without allocating; nil unless every byte is a digit.
+@inline(__always)
+func parseDecimal<C: Collection>(_ bytes: C) -> UInt64? where C.Element == UInt8 {
+    guard !bytes.isEmpty else { return nil }
+    var value: UInt64 = 0
+    for byte in bytes {
+        guard byte >= 48, byte <= 57 else { return nil }
+        let (m, o1) = value.multipliedReportingOverflow(by: 10)
+        let (a, o2) = m.addingReportingOverflow(UInt64(byte - 48))
+        guard !o1, !o2 else { return nil }
+        value = a
+    }
+    return value
+}

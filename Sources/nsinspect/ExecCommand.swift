@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CShim
+import ProcNS
+
+struct ExecCommand: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run a command inside any namespace, as `ip netns exec` does.",
+        discussion: """
+            The command gets a private mount namespace with /sys remounted, so /sys/class/net shows the \
+            namespace's interfaces (and /etc/netns/NAME/* over /etc for named namespaces). nsinspect exits \
+            with the command's exit status (128+N if it was killed by signal N).
+            """
+    )
+
+    @Argument(help: "The namespace (NS reference).") var reference: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).") var command: [String] = []
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty else { throw OperationError("exec", reference, "no command given (nsinspect exec NS -- CMD …)") }
+        try requireCapabilities([.sysAdmin], for: "exec")
+        var resolver = NamespaceResolver()
+        let parsed = try NamespaceReference.parse(reference)
+        let handle = try resolver.resolve(parsed)
+        var spawner = Spawner(namespace: handle)
+        spawner.privateMounts = true
+        if case .name(let name) = parsed { spawner.etcName = name }
+        // Like system(3): the terminal's SIGINT/SIGQUIT are for the child; nsinspect waits and reports.
+        nsi_ignore_interactive_signals(1)
+        let child = try spawner.spawn(argv)
+        let status = child.wait()
+        nsi_ignore_interactive_signals(0)
+        throw ExitCode(status.code)
+    }
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import ProcNS
+
+@main
+struct NSInspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nsinspect",
+        abstract: "Find, name, inspect and trace every network namespace on this host.",
+        discussion: """
+            A namespace reference NS is, everywhere: a name in /var/run/netns, pid:1234, ino:4026532178 \
+            (or net:[4026532178]), a path to a namespace file, docker:NAME, podman:NAME, containerd:ID, \
+            nspawn:MACHINE, mininet:h1, or host.
+            """,
+        version: "0.1.0",
+        subcommands: [ListCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
+    )
+
+    /// Runs the command and turns every error into one line on stderr and a non-zero exit status.
+    static func main() {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch var error as OperationError {
+            if error.operation.isEmpty {
+                error.operation = (type(of: command) as? any NSCommand.Type)?.operationName ?? "nsinspect"
+            }
+            Output.warn(error.description)
+            Glibc.exit(1)
+        } catch let error as ExitCode {
+            Glibc.exit(error.rawValue)
+        } catch {
+            let operation = (type(of: command) as? any NSCommand.Type)?.operationName ?? "nsinspect"
+            Output.warn("\(operation): \(error)")
+            Glibc.exit(1)
+        }
+    }
+}
