@@ -31,7 +31,10 @@ let package = Package(
             ]
         ),
 
+        // Helpers shared by the test targets: running commands, scratch namespaces that clean up.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
-        .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "JSONKit"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "CShim", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
 )

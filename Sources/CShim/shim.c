@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -160,6 +161,37 @@ pid_t nsi_spawn(const char *path, char *const argv[], char *const envp[],
         return -1;
     }
     return pid;
+}
+
+long nsi_getdents64(int fd, void *buffer, unsigned long length) {
+    return syscall(SYS_getdents64, fd, buffer, length);
+}
+
+int nsi_recv_datagrams(int fd, void *buffers, unsigned int size, unsigned int count, unsigned int *lengths) {
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    struct sockaddr_nl senders[64];
+    if (count > 64) count = 64;
+    memset(messages, 0, sizeof(messages));
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)buffers + (size_t)i * size;
+        vectors[i].iov_len = size;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &senders[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(senders[i]);
+    }
+    int n;
+    do { n = recvmmsg(fd, messages, count, MSG_WAITFORONE, NULL); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    for (int i = 0; i < n; i++) {
+        /* Only the kernel (port id 0) may answer: anything else is dropped (length 0). A datagram cut
+           short would lose messages: marked with UINT_MAX for the caller to report. */
+        if (senders[i].nl_pid != 0) lengths[i] = 0;
+        else if (messages[i].msg_hdr.msg_flags & MSG_TRUNC) lengths[i] = 0xffffffffu;
+        else lengths[i] = messages[i].msg_len;
+    }
+    return n;
 }
 
 const int NSI_O_PATH = O_PATH;

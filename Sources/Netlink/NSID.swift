@@ -31,13 +31,26 @@ public enum NSIDRequests {
     /// `struct rtgenmsg { unsigned char rtgen_family; }` padded to 4.
     static let rtgenmsg: [UInt8] = [0 /* AF_UNSPEC */, 0, 0, 0]
 
-    /// The request for the id of the namespace open as `fd` in this process.
-    public static func get(fd: Int32) -> NetlinkRequest {
+    /// Which namespace an RTM_GETNSID asks about: one open in this process, or a process's.
+    public enum Target: Sendable {
+        /// NETNSA_FD: a namespace descriptor of this process.
+        case fd(Int32)
+        /// NETNSA_PID: the namespace a process lives in (no descriptor to open for it).
+        case pid(Int32)
+    }
+
+    /// The request for the id of a namespace as seen from the socket's namespace.
+    public static func get(_ target: Target) -> NetlinkRequest {
         var request = NetlinkRequest(type: RTM_GETNSID, name: "RTM_GETNSID")
         request.append(raw: rtgenmsg)
-        request.attribute(NETNSA_FD, u32: UInt32(bitPattern: fd))
+        switch target {
+        case .fd(let fd): request.attribute(NETNSA_FD, u32: UInt32(bitPattern: fd))
+        case .pid(let pid): request.attribute(NETNSA_PID, u32: UInt32(bitPattern: pid))
+        }
         return request
     }
+
+    public static func get(fd: Int32) -> NetlinkRequest { get(.fd(fd)) }
 
     /// The request that assigns `id` (or any free id for -1) to the namespace open as `fd`, as
     /// `ip netns set NAME auto` does.
@@ -63,7 +76,12 @@ extension NetlinkSocket {
     /// The id this socket's namespace uses for each namespace in `handles`, in one batched exchange.
     /// A namespace that went away yields its error; the rest are still answered.
     public func nsids(of handles: [NamespaceHandle]) throws -> [Result<NSID, any Error>] {
-        let answers = try transactAll(handles.map { NSIDRequests.get(fd: $0.fd) }) { message in
+        try nsids(of: handles.map { .fd($0.fd) })
+    }
+
+    /// The ids of namespaces given by descriptor or by process, in one batched exchange.
+    public func nsids(of targets: [NSIDRequests.Target]) throws -> [Result<NSID, any Error>] {
+        let answers = try transactAll(targets.map(NSIDRequests.get)) { message in
             try NSIDRequests.decode(message)
         }
         return answers.map { result in

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMnl
+import CShim
 import ProcNS
 
 /// A netlink socket (libmnl's mnl_socket), owned: closed in `deinit`.
@@ -17,6 +18,10 @@ public final class NetlinkSocket: @unchecked Sendable {
     public let label: String
     private var nextSequence: UInt32
     private var buffer: [UInt8]
+    /// Receive buffers for batched answers (recvmmsg), allocated on first use.
+    private var batchBuffer: [UInt8] = []
+    private static let batchSlots = 32
+    private static let batchSlotSize = 16 << 10
     public let netlinkProtocol: Int32
 
     /// How often a dump is retried after NLM_F_DUMP_INTR before giving up.
@@ -116,6 +121,31 @@ public final class NetlinkSocket: @unchecked Sendable {
         }
     }
 
+    /// Receives every datagram already queued (at least one, waiting for it) with a single recvmmsg(2):
+    /// a batch of requests is answered by as many datagrams, so this saves a system call per answer.
+    private func receiveMany(request: String) throws -> [ArraySlice<UInt8>] {
+        let slots = NetlinkSocket.batchSlots, size = NetlinkSocket.batchSlotSize
+        if batchBuffer.isEmpty { batchBuffer = [UInt8](repeating: 0, count: slots * size) }
+        var lengths = [UInt32](repeating: 0, count: slots)
+        let fd = fileDescriptor
+        let count = batchBuffer.withUnsafeMutableBytes { raw in
+            nsi_recv_datagrams(fd, raw.baseAddress, UInt32(size), UInt32(slots), &lengths)
+        }
+        guard count >= 0 else {
+            let e = Errno.current
+            if e == .EAGAIN { throw OperationError("", label, "\(request): no answer from the kernel within 10 s", errno: e) }
+            throw OperationError("", label, call: "\(request) receive", errno: e)
+        }
+        var datagrams: [ArraySlice<UInt8>] = []
+        for i in 0..<Int(count) where lengths[i] > 0 {
+            guard lengths[i] != UInt32.max else {
+                throw OperationError("", label, "\(request): answer larger than \(size) bytes was cut short")
+            }
+            datagrams.append(batchBuffer[(i * size)..<(i * size + Int(lengths[i]))])
+        }
+        return datagrams
+    }
+
     /// Sends a dump request and decodes every answer with `decode` (which must copy what it keeps: the
     /// payload slices point into a buffer that is reused). If the kernel flags the dump as interrupted
     /// (NLM_F_DUMP_INTR: the table changed while it was read), everything decoded so far is dropped and
@@ -182,8 +212,8 @@ public final class NetlinkSocket: @unchecked Sendable {
             try send(datagram, request: requests[start].name)
             var pending = Set(sequences.keys)
             while !pending.isEmpty {
-                let received = try receive(request: requests[start].name)
-                for message in try NetlinkMessage.split(received) {
+                for received in try receiveMany(request: requests[start].name)
+                    { for message in try NetlinkMessage.split(received) {
                     guard message.portID == portID, let index = sequences[message.sequence],
                         pending.contains(message.sequence)
                     else { continue }
@@ -205,7 +235,7 @@ public final class NetlinkSocket: @unchecked Sendable {
                             }
                         }
                     }
-                }
+                } }
             }
             start = end
         }

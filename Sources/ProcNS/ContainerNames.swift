@@ -7,6 +7,20 @@ enum ContainerRef: Hashable {
     case containerd(id: String)
     case nspawn(machine: String)
 
+    /// A quick byte test before parsing: most processes' cgroups name no container runtime at all.
+    static func mayName(cgroup bytes: [UInt8]) -> Bool {
+        let markers: [[UInt8]] = ["docker", "libpod", "containerd", "kubepods", "machine-"].map { Array($0.utf8) }
+        guard bytes.count >= 6 else { return false }
+        for i in 0..<(bytes.count - 5) {
+            let b = bytes[i]
+            guard b == UInt8(ascii: "d") || b == UInt8(ascii: "l") || b == UInt8(ascii: "c") || b == UInt8(ascii: "k")
+                || b == UInt8(ascii: "m")
+            else { continue }
+            for marker in markers where bytes[i...].starts(with: marker) { return true }
+        }
+        return false
+    }
+
     /// Parses /proc/PID/cgroup (cgroup v2 `0::/path`, or v1 lines `N:controllers:/path`).
     /// Recognised forms: `docker-ID.scope` and `/docker/ID` (Docker's systemd and cgroupfs drivers),
     /// `libpod-ID.scope` (podman), `cri-containerd-ID.scope` and `/kubepods…/ID` (containerd),

@@ -40,6 +40,19 @@ public final class NamespaceHandle: @unchecked Sendable, CustomStringConvertible
         self.origin = origin
     }
 
+    /// Takes ownership of a descriptor the caller has already identified (the census read its inode from
+    /// a `net:[…]` link, so the type is known): one fstat(2) checks the inode, nothing else is asked.
+    init(trusting fd: Int32, expected: NamespaceID, origin: String) throws(OperationError) {
+        guard case .success(let st) = Sys.fstat(fd), UInt64(st.st_ino) == expected.inode else {
+            Glibc.close(fd)
+            throw OperationError("", origin, "no longer refers to \(expected)")
+        }
+        self.fd = fd
+        self.id = NamespaceID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        self.cookie = nil
+        self.origin = origin
+    }
+
     deinit { Glibc.close(fd) }
 
     public var description: String { "\(id) (\(origin))" }

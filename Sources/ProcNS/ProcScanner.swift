@@ -53,7 +53,11 @@ struct ProcScanner {
     let procRoot: String
     var problems = ScanProblems()
     private let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 4096)
+    static let direntBufferSize = 32 << 10
+    private let direntBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: ProcScanner.direntBufferSize)
     private let ownPID = getpid()
+    /// Command lines already read (a reference type so the scanner's readers stay non-mutating).
+    private let cmdlines = Cache<Int32, [UInt8]>()
     let live: Bool
 
     init(procRoot: String, live: Bool) {
@@ -61,7 +65,10 @@ struct ProcScanner {
         self.live = live
     }
 
-    func deallocate() { buffer.deallocate() }
+    func deallocate() {
+        buffer.deallocate()
+        direntBuffer.deallocate()
+    }
 
     /// Records a failure: a vanished process is normal, anything else is kept for `--verbose`.
     mutating func note(_ error: Errno, _ path: String) {
@@ -70,16 +77,17 @@ struct ProcScanner {
 
     /// The PIDs under the proc root, ascending.
     mutating func pids() throws(OperationError) -> [Int32] {
-        switch Sys.listDirectory(procRoot) {
-        case .failure(let e): throw OperationError("", procRoot, "cannot list: \(e)", errno: e)
-        case .success(let entries):
-            var pids: [Int32] = []
-            pids.reserveCapacity(entries.count)
-            for entry in entries {
-                if let pid = parseDecimal(entry.name.utf8), pid > 0, pid <= Int32.max { pids.append(Int32(pid)) }
-            }
-            return pids.sorted()
+        let fd = Glibc.open(procRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = Errno.current
+            throw OperationError("", procRoot, "cannot list: \(e)", errno: e)
         }
+        defer { Glibc.close(fd) }
+        var pids: [Int32] = []
+        forEachEntry(fd) { name, _ in
+            if let pid = parseDecimal(name), pid > 0, pid <= Int32.max { pids.append(Int32(pid)) }
+        }
+        return pids.sorted()
     }
 
     /// readlinkat into the shared buffer; returns the byte count.
@@ -118,19 +126,24 @@ struct ProcScanner {
     }
 
     private mutating func scanThreads(dirfd: Int32, into record: inout ProcessRecord) {
+        // procfs gives the task directory 2 + (number of threads) links: skip single-threaded processes
+        // without listing anything.
+        var st = Glibc.stat()
+        guard fstatat(dirfd, "task", &st, 0) == 0, st.st_nlink > 3 else { return }
         let taskfd = Glibc.openat(dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard taskfd >= 0, let dir = fdopendir(taskfd) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let tid: UInt64? = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
-                let bytes = raw.prefix(while: { $0 != 0 })
-                return parseDecimal(bytes)
+        guard taskfd >= 0 else { return }
+        defer { Glibc.close(taskfd) }
+        let pid = record.pid
+        var differing: [(tid: Int32, netInode: UInt64)] = []
+        forEachEntry(taskfd) { name, _ in
+            guard let tid = parseDecimal(name), Int32(tid) != pid else { return }
+            let n = "\(tid)/ns/net".withCString { path in
+                Glibc.readlinkat(taskfd, path, UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), 4096)
             }
-            guard let tid, Int32(tid) != record.pid else { continue }
-            let n = "\(tid)/ns/net".withCString { Glibc.readlinkat(Glibc.dirfd(dir), $0, UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), 4096) }
-            guard n > 0, let inode = linkInode(count: n, prefix: "net:[") else { continue }
-            if inode != record.netInode { record.threads.append((Int32(tid), inode)) }
+            guard n > 0, let inode = linkInode(count: n, prefix: "net:[") else { return }
+            differing.append((Int32(tid), inode))
         }
+        record.threads = differing.filter { $0.netInode != record.netInode }
     }
 
     private mutating func scanDescriptors(dirfd: Int32, pidPath: String, into record: inout ProcessRecord) {
@@ -140,29 +153,46 @@ struct ProcScanner {
             if !e.isVanished { problems.denied.append((pidPath + "/fd", e)) }
             return
         }
-        guard let dir = fdopendir(fdfd) else { Glibc.close(fdfd); return }
-        defer { closedir(dir) }
-        let dfd = Glibc.dirfd(dir)
-        while let entry = readdir(dir) {
-            let isNumber = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
-                raw.first.map { $0 >= 48 && $0 <= 57 } ?? false
-            }
-            guard isNumber else { continue }
-            let n = withUnsafePointer(to: &entry.pointee.d_name) { name in
-                name.withMemoryRebound(to: CChar.self, capacity: 256) {
-                    Glibc.readlinkat(dfd, $0, UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), 4096)
-                }
-            }
-            guard n > 7 else { continue }
+        defer { Glibc.close(fdfd) }
+        var namespaceFDs: [(fd: Int32, netInode: UInt64)] = []
+        var socketFDs: [(fd: Int32, socketInode: UInt64)] = []
+        forEachEntry(fdfd) { name, _ in
+            guard let first = name.first, first >= 48, first <= 57 else { return }
+            let n = Glibc.readlinkat(fdfd, UnsafeRawPointer(name.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                     UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), 4096)
+            guard n > 7 else { return }
             // Only two kinds of target matter; compare the first byte before anything else.
-            let first = buffer[0]
-            guard first == UInt8(ascii: "n") || first == UInt8(ascii: "s") else { continue }
-            let fdNumber: UInt64? = withUnsafeBytes(of: &entry.pointee.d_name) { parseDecimal($0.prefix(while: { $0 != 0 })) }
-            guard let fdNumber else { continue }
+            let head = buffer[0]
+            guard head == UInt8(ascii: "n") || head == UInt8(ascii: "s"), let fd = parseDecimal(name) else { return }
             if let inode = linkInode(count: n, prefix: "net:[") {
-                record.namespaceFDs.append((Int32(fdNumber), inode))
+                namespaceFDs.append((Int32(fd), inode))
             } else if let inode = linkInode(count: n, prefix: "socket:[") {
-                record.socketFDs.append((Int32(fdNumber), inode))
+                socketFDs.append((Int32(fd), inode))
+            }
+        }
+        record.namespaceFDs = namespaceFDs
+        record.socketFDs = socketFDs
+    }
+
+    /// Calls `body` with each entry's name (without its NUL, but NUL-terminated in memory, so it can be
+    /// passed to *at calls) and d_type, reading the directory with getdents64(2) into a reused buffer.
+    func forEachEntry(_ fd: Int32, _ body: (UnsafeBufferPointer<UInt8>, UInt8) -> Void) {
+        while true {
+            let n = nsi_getdents64(fd, direntBuffer, UInt(ProcScanner.direntBufferSize))
+            guard n > 0 else { return }
+            var offset = 0
+            while offset + 19 < n {
+                let record = UnsafeRawPointer(direntBuffer + offset)
+                let length = Int(record.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+                guard length > 19, offset + length <= n else { return }
+                let type = record.load(fromByteOffset: 18, as: UInt8.self)
+                let name = (direntBuffer + offset + 19)
+                let nameLength = strnlen(UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self), length - 19)
+                let view = UnsafeBufferPointer(start: name, count: nameLength)
+                if !(nameLength == 1 && name[0] == 46) && !(nameLength == 2 && name[0] == 46 && name[1] == 46) {
+                    body(view, type)
+                }
+                offset += length
             }
         }
     }
@@ -210,18 +240,30 @@ struct ProcScanner {
     /// The command line from /proc/PID/cmdline with arguments joined by spaces, as lsns and ps show it;
     /// the comm name for kernel threads, whose command line is empty.
     func commandLine(pid: Int32) -> String {
-        guard case .success(var bytes) = Sys.readFile("\(procRoot)/\(pid)/cmdline", limit: 4096), !bytes.isEmpty else {
-            return command(pid: pid)
-        }
+        guard var bytes = rawCommandLine(pid: pid), !bytes.isEmpty else { return command(pid: pid) }
         while bytes.last == 0 { bytes.removeLast() }
         for i in bytes.indices where bytes[i] == 0 { bytes[i] = UInt8(ascii: " ") }
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// /proc/PID/cmdline as it is (arguments NUL-terminated), read once per process and remembered.
+    func rawCommandLine(pid: Int32) -> [UInt8]? {
+        if let known = cmdlines.values[pid] { return known }
+        guard case .success(let bytes) = Sys.readFile("\(procRoot)/\(pid)/cmdline", limit: 1 << 16, shortReadEnds: true)
+        else { return nil }
+        cmdlines.values[pid] = bytes
+        return bytes
+    }
+
     /// The first line of /proc/PID/comm, or "?" when it cannot be read.
     func command(pid: Int32) -> String {
-        guard case .success(var bytes) = Sys.readFile("\(procRoot)/\(pid)/comm", limit: 64) else { return "?" }
+        guard case .success(var bytes) = Sys.readFile("\(procRoot)/\(pid)/comm", limit: 64, shortReadEnds: true) else { return "?" }
         while let last = bytes.last, last == UInt8(ascii: "\n") { bytes.removeLast() }
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// A dictionary behind a reference, for memoising reads inside non-mutating methods.
+final class Cache<Key: Hashable, Value> {
+    var values: [Key: Value] = [:]
 }

@@ -44,17 +44,20 @@ enum Sys {
     }
 
     /// Reads a whole small file (procfs files report size 0, so read until EOF).
-    static func readFile(_ path: String, limit: Int = 16 << 20) -> Result<[UInt8], Errno> {
+    /// - Parameter shortReadEnds: stop after a read that returns less than asked, saving the read that
+    ///   would return 0. Right for one-shot procfs files (comm, cmdline, cgroup), which hand over
+    ///   everything they have at once.
+    static func readFile(_ path: String, limit: Int = 16 << 20, shortReadEnds: Bool = false) -> Result<[UInt8], Errno> {
         let fd: Int32
         switch open(path, O_RDONLY) {
         case .success(let f): fd = f
         case .failure(let e): return .failure(e)
         }
         defer { Glibc.close(fd) }
-        return readAll(fd, limit: limit)
+        return readAll(fd, limit: limit, shortReadEnds: shortReadEnds)
     }
 
-    static func readAll(_ fd: Int32, limit: Int = 16 << 20) -> Result<[UInt8], Errno> {
+    static func readAll(_ fd: Int32, limit: Int = 16 << 20, shortReadEnds: Bool = false) -> Result<[UInt8], Errno> {
         var out: [UInt8] = []
         var chunk = 4096
         while out.count < limit {
@@ -68,7 +71,7 @@ enum Sys {
                 return .failure(.current)
             }
             out.removeSubrange((start + n)...)
-            if n == 0 { break }
+            if n == 0 || (shortReadEnds && n < chunk) { break }
             if chunk < 1 << 20 { chunk *= 2 }
         }
         return .success(out)

@@ -37,16 +37,36 @@ enum NamespaceDetails {
     /// The nsid the host namespace uses for each census namespace, by inode; absent when the namespace
     /// could not be opened (it vanished) or the host could not be asked.
     static func nsids(_ census: Census) -> [UInt64: NSID] {
-        var handles: [NamespaceHandle] = []
-        handles.reserveCapacity(census.namespaces.count)
-        for ns in census.namespaces {
-            if let handle = try? census.open(ns) { handles.append(handle) }
-        }
         guard let socket = try? hostSocket(census) else { return [:] }
-        guard let answers = try? socket.nsids(of: handles) else { return [:] }
+        // Namespaces with a process are asked about by pid (NETNSA_PID): nothing to open. The others
+        // through a descriptor of whatever holds them (NETNSA_FD).
+        var targets: [NSIDRequests.Target] = []
+        var inodes: [UInt64] = []
+        var handles: [NamespaceHandle] = []
+        for ns in census.namespaces {
+            if let pid = ns.pids.first {
+                targets.append(.pid(pid))
+            } else if let handle = try? census.open(ns, quick: true) {
+                handles.append(handle)
+                targets.append(.fd(handle.fd))
+            } else {
+                continue
+            }
+            inodes.append(ns.id.inode)
+        }
+        guard let answers = try? socket.nsids(of: targets) else { return [:] }
         var result: [UInt64: NSID] = [:]
-        for (handle, answer) in zip(handles, answers) {
-            if case .success(let id) = answer { result[handle.id.inode] = id }
+        var retry: [NetNamespace] = []
+        for (i, answer) in answers.enumerated() {
+            switch answer {
+            case .success(let id): result[inodes[i]] = id
+            case .failure:
+                // A process that exited since the scan: ask again through any other holder.
+                if case .pid = targets[i], let ns = census.namespace(inode: inodes[i]) { retry.append(ns) }
+            }
+        }
+        for ns in retry {
+            if let handle = try? census.open(ns), let id = try? socket.nsid(of: handle) { result[ns.id.inode] = id }
         }
         return result
     }

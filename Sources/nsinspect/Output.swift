@@ -66,26 +66,45 @@ struct Table {
     mutating func add(_ cells: [String]) { rows.append(cells) }
     mutating func add(_ cells: String...) { rows.append(cells) }
 
+    /// Display width: bytes for ASCII (the common case, counted without decoding), scalars otherwise.
+    private static func width(_ s: String) -> Int {
+        let utf8 = s.utf8
+        let ascii = utf8.withContiguousStorageIfAvailable { $0.allSatisfy { $0 < 0x80 } } ?? utf8.allSatisfy { $0 < 0x80 }
+        return ascii ? utf8.count : s.unicodeScalars.count
+    }
+
     func render() -> String {
-        var widths = headers.map { $0.unicodeScalars.count }
+        var widths = headers.map(Table.width)
+        var cellWidths: [[Int]] = []
+        cellWidths.reserveCapacity(rows.count)
         for row in rows {
-            for (i, cell) in row.enumerated() where i < widths.count {
-                widths[i] = max(widths[i], cell.unicodeScalars.count)
-            }
+            let w = row.map(Table.width)
+            for (i, cell) in w.enumerated() where i < widths.count { widths[i] = max(widths[i], cell) }
+            cellWidths.append(w)
         }
-        var out = ""
-        func emit(_ cells: [String], header: Bool) {
-            var line = ""
+        var out: [UInt8] = []
+        out.reserveCapacity((widths.reduce(0, +) + 2 * widths.count + 1) * (rows.count + 1))
+        func emit(_ cells: [String], _ cellWidth: [Int]) {
+            var lineEnd = out.count
             for (i, cell) in cells.enumerated() {
-                let last = i == cells.count - 1
-                let padded = last ? cell : cell + String(repeating: " ", count: max(0, widths[i] - cell.unicodeScalars.count) + 2)
-                line += padded
+                out.append(contentsOf: cell.utf8)
+                if !cell.isEmpty { lineEnd = out.count }
+                if i < cells.count - 1 {
+                    out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: max(0, widths[i] - cellWidth[i]) + 2))
+                }
             }
-            while line.hasSuffix(" ") { line.removeLast() }
-            out += (header ? Output.styled(line, .bold) : line) + "\n"
+            out.removeSubrange(lineEnd...)
+            out.append(UInt8(ascii: "\n"))
         }
-        emit(headers, header: true)
-        for row in rows { emit(row, header: false) }
-        return out
+        if Output.colorEnabled {
+            out.append(contentsOf: "\u{1B}[1m".utf8)
+            emit(headers, headers.map(Table.width))
+            out.removeLast()
+            out.append(contentsOf: "\u{1B}[0m\n".utf8)
+        } else {
+            emit(headers, headers.map(Table.width))
+        }
+        for (row, w) in zip(rows, cellWidths) { emit(row, w) }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -87,6 +87,15 @@ int nsi_pipe2(int fds[2], int flags);
 int nsi_stat(const char *path, struct stat *st);
 int nsi_lstat(const char *path, struct stat *st);
 
+/// getdents64(2) into `buffer`: records of struct linux_dirent64 { u64 ino; s64 off; u16 reclen;
+/// u8 type; char name[]; }. Reading a directory this way avoids fdopendir's extra fcntl and fstat.
+long nsi_getdents64(int fd, void *buffer, unsigned long length);
+
+/// recvmmsg(2) of up to `count` datagrams into consecutive buffers of `size` bytes each, waiting for
+/// the first only (MSG_WAITFORONE); lengths[i] receives each datagram's size (0: not from the kernel,
+/// ignore; UINT_MAX: truncated). Returns how many arrived.
+int nsi_recv_datagrams(int fd, void *buffers, unsigned int size, unsigned int count, unsigned int *lengths);
+
 /// The process environment (the C global `environ`, which Swift 6 cannot read safely).
 char **nsi_environ(void);
 

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+@testable import ProcNS
+
+@Suite("mountinfo")
+struct MountInfoTests {
+    static let text: [UInt8] = {
+        let url = Bundle.module.url(forResource: "Fixtures/mountinfo-host", withExtension: "txt")!
+        return Array(try! String(contentsOf: url, encoding: .utf8).utf8)
+    }()
+
+    @Test func findsNetworkNamespaceMountsOnly() {
+        let mounts = MountInfo.networkNamespaceMounts(Self.text)
+        // mnt:[…] is another namespace type, the malformed inode and the garbage line are skipped.
+        #expect(mounts.map(\.mountPoint) == ["/run/netns/web", "/run/netns/with space", "/run/docker/netns/6f1a2b3c4d5e", "/tmp/held\\odd"])
+    }
+
+    @Test func laterMountOnSamePathWins() {
+        let web = MountInfo.networkNamespaceMounts(Self.text).first { $0.mountPoint == "/run/netns/web" }
+        // Line 306 mounts 4026532301 over line 301's 4026532300: a lookup of the path reaches the top one.
+        #expect(web?.inode == 4026532301)
+    }
+
+    @Test func unescapesOctal() {
+        #expect(MountInfo.unescape(Array("a\\040b\\011c\\012d\\134e".utf8)[...]) == "a b\tc\nd\\e")
+        #expect(MountInfo.unescape(Array("trailing\\04".utf8)[...]) == "trailing\\04")
+    }
+
+    @Test func truncatedLinesDoNotCrash() {
+        let text = Self.text
+        for end in stride(from: 0, through: text.count, by: 7) {
+            _ = MountInfo.networkNamespaceMounts(Array(text[0..<end]))
+        }
+    }
+}
+
+@Suite("namespace links")
+struct NamespaceLinkTests {
+    @Test func parsesInodes() {
+        #expect(NamespaceID.inode(fromLink: "net:[4026531840]") == 4026531840)
+        #expect(NamespaceID.inode(fromLink: "mnt:[4026531841]", type: "mnt") == 4026531841)
+        #expect(NamespaceID.inode(fromLink: "mnt:[4026531841]") == nil)
+        #expect(NamespaceID.inode(fromLink: "net:[]") == nil)
+        #expect(NamespaceID.inode(fromLink: "net:[12a]") == nil)
+        #expect(NamespaceID.inode(fromLink: "net:[99999999999999999999999]") == nil)
+        #expect(NamespaceID.inode(fromLink: "socket:[123]") == nil)
+    }
+}
+
+@Suite("namespace names")
+struct NameValidationTests {
+    @Test(arguments: ["web", "lab-1", "a.b", "x y", "ns_2", String(repeating: "n", count: 255)])
+    func acceptsValidNames(_ name: String) {
+        #expect(NetnsNames.validationProblem(name) == nil)
+    }
+
+    @Test(arguments: [
+        ("", "empty name"), (".", "'.' is not a name"), ("..", "'..' is not a name"),
+        ("a/b", "name contains '/'"), ("-x", "name starts with '-'"), ("a\u{7}b", "name contains a control character"),
+        ("tab\tname", "name contains a control character"), (String(repeating: "n", count: 256), "name longer than 255 bytes"),
+    ])
+    func rejectsInvalidNames(_ name: String, _ problem: String) {
+        #expect(NetnsNames.validationProblem(name) == problem)
+    }
+}
+
+@Suite("namespace references")
+struct ReferenceTests {
+    @Test func parsesEveryForm() throws {
+        #expect(try NamespaceReference.parse("host") == .host)
+        #expect(try NamespaceReference.parse("pid:1234") == .pid(1234))
+        #expect(try NamespaceReference.parse("ino:4026532178") == .inode(4026532178))
+        #expect(try NamespaceReference.parse("net:[4026532178]") == .inode(4026532178))
+        #expect(try NamespaceReference.parse("/run/docker/netns/abc") == .path("/run/docker/netns/abc"))
+        #expect(try NamespaceReference.parse("./ns") == .path("./ns"))
+        #expect(try NamespaceReference.parse("docker:web") == .qualified(.docker, "web"))
+        #expect(try NamespaceReference.parse("mininet:h1") == .qualified(.mininet, "h1"))
+        #expect(try NamespaceReference.parse("podman:db") == .qualified(.podman, "db"))
+        #expect(try NamespaceReference.parse("nspawn:box") == .qualified(.nspawn, "box"))
+        #expect(try NamespaceReference.parse("containerd:0123abcd") == .qualified(.containerd, "0123abcd"))
+        #expect(try NamespaceReference.parse("router1") == .name("router1"))
+        #expect(try NamespaceReference.parse("odd:name") == .name("odd:name"))
+    }
+
+    @Test(arguments: ["", "pid:", "pid:0", "pid:-3", "pid:abc", "ino:", "ino:x", "net:[x]", "docker:", "mininet:"])
+    func rejectsMalformed(_ text: String) {
+        #expect(throws: OperationError.self) { try NamespaceReference.parse(text) }
+    }
+}
+
+@Suite("container names")
+struct ContainerNameTests {
+    static let id = String(repeating: "ab12", count: 16)
+
+    @Test func recognisesRuntimesInCgroupPaths() {
+        #expect(ContainerRef.parse(cgroup: "0::/system.slice/docker-\(Self.id).scope") == .docker(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "12:pids:/docker/\(Self.id)\n0::/docker/\(Self.id)") == .docker(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "0::/machine.slice/libpod-\(Self.id).scope/container") == .podman(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "0::/system.slice/cri-containerd-\(Self.id).scope") == .containerd(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "0::/kubepods/besteffort/pod1234/\(Self.id)") == .containerd(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "0::/machine.slice/machine-my\\x2dbox.scope/payload") == .nspawn(machine: "my-box"))
+        #expect(ContainerRef.parse(cgroup: "0::/user.slice/user-0.slice/session-1.scope") == nil)
+        #expect(ContainerRef.parse(cgroup: "0::/system.slice/docker-short.scope") == nil)
+    }
+
+    @Test func mininetHostFromCommandLine() {
+        let cmdline = Array("bash\0--norc\0--noediting\0-is\0mininet:h1\0".utf8)
+        #expect(MininetName.parse(cmdline: cmdline) == "h1")
+        #expect(MininetName.parse(cmdline: Array("bash\0-c\0echo mininet:h1\0".utf8)) == nil)
+        #expect(MininetName.parse(cmdline: Array("mininet:\0".utf8)) == nil)
+    }
+}
