@@ -19,9 +19,11 @@ let package = Package(
         .target(name: "CShim"),
 
         .target(name: "JSONKit"),
+        // IP, prefix and MAC address values, shared by every layer.
+        .target(name: "NetAddress"),
         .target(name: "ProcNS", dependencies: ["CShim", "JSONKit"]),
-        .target(name: "Netlink", dependencies: ["ProcNS", "CShim", "CMnl"]),
-        .target(name: "Probes", dependencies: ["ProcNS", "CShim", "CBPF"]),
+        .target(name: "Netlink", dependencies: ["ProcNS", "NetAddress", "CShim", "CMnl"]),
+        .target(name: "Probes", dependencies: ["ProcNS", "NetAddress", "CShim", "CBPF"]),
         .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "nsinspect",
