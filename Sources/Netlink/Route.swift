@@ -270,13 +270,16 @@ public enum RouteRequests {
 
     /// `ip route get ADDR [from SRC] [iif DEV] [oif DEV] [mark M]`: the kernel's own lookup, answered with
     /// one RTM_NEWROUTE (RTM_F_CLONED set). The prefix lengths are the full address lengths, the only
-    /// other value strict checking allows.
+    /// other value strict checking allows. For IPv4, RTM_F_LOOKUP_TABLE, as ip sets it, makes the answer
+    /// name the table the lookup ended in (without it the kernel says "main"); IPv6 refuses that flag
+    /// (EINVAL, "Invalid flags for get route request") and always names the table.
     public static func get(to destination: IPAddress, from source: IPAddress? = nil, inputIndex: Int32? = nil,
                            outputIndex: Int32? = nil, mark: UInt32? = nil) -> NetlinkRequest {
         let bits = destination.family.bitCount
         var request = NetlinkRequest(
             type: RTM.getRoute,
-            header: FamilyHeader.rtmsg(family: destination.family.rawValue, dstLength: bits, srcLength: source == nil ? 0 : bits),
+            header: FamilyHeader.rtmsg(family: destination.family.rawValue, dstLength: bits, srcLength: source == nil ? 0 : bits,
+                                       flags: destination.family == .v4 ? RouteFlag.lookupTable : 0),
             detail: "to \(destination)")
         request.attribute(RTA.dst, address: destination)
         if let source { request.attribute(RTA.src, address: source) }

@@ -121,7 +121,7 @@ struct RequestGoldenTests {
         // ip route get 10.0.1.20
         expectGolden(RouteRequests.get(to: IPAddress("10.0.1.20")!), """
             24 00 00 00  1a 00  05 00  01 00 00 00  00 00 00 00  # RTM_GETROUTE, REQUEST|ACK
-            02 20 00 00  00 00 00 00  00 00 00 00  # AF_INET, dst_len 32
+            02 20 00 00  00 00 00 00  00 10 00 00  # AF_INET, dst_len 32, rtm_flags RTM_F_LOOKUP_TABLE
             08 00 01 00  0a 00 01 14               # RTA_DST 10.0.1.20
             """)
         // bridge fdb show
