@@ -211,18 +211,7 @@ public struct MacvlanInfo: Sendable, Equatable {
     /// IFLA_MACVLAN_MODE: MACVLAN_MODE_* (1 private, 2 vepa, 4 bridge, 8 passthru, 16 source).
     public var mode: UInt32?
 
-    public var modeName: String? {
-        mode.map {
-            switch $0 {
-            case 1: "private"
-            case 2: "vepa"
-            case 4: "bridge"
-            case 8: "passthru"
-            case 16: "source"
-            default: String($0)
-            }
-        }
-    }
+    public var modeName: String? { mode.map { named($0, [1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"]) } }
 
     init(_ a: Attributes) { mode = a.u32(1) }
 }
@@ -234,27 +223,8 @@ public struct IPVlanInfo: Sendable, Equatable {
     /// IFLA_IPVLAN_FLAGS: 0 bridge, 1 private, 2 vepa.
     public var flags: UInt16?
 
-    public var modeName: String? {
-        mode.map {
-            switch $0 {
-            case 0: "l2"
-            case 1: "l3"
-            case 2: "l3s"
-            default: String($0)
-            }
-        }
-    }
-
-    public var flagsName: String? {
-        flags.map {
-            switch $0 {
-            case 0: "bridge"
-            case 1: "private"
-            case 2: "vepa"
-            default: String($0)
-            }
-        }
-    }
+    public var modeName: String? { mode.map { named($0, [0: "l2", 1: "l3", 2: "l3s"]) } }
+    public var flagsName: String? { flags.map { named($0, [0: "bridge", 1: "private", 2: "vepa"]) } }
 
     init(_ a: Attributes) {
         mode = a.u16(1)
@@ -295,16 +265,7 @@ public struct BridgePortInfo: Sendable, Equatable {
 
     /// The state as `bridge link` and `ip -d link` name it.
     public var stateName: String? {
-        state.map {
-            switch $0 {
-            case 0: "disabled"
-            case 1: "listening"
-            case 2: "learning"
-            case 3: "forwarding"
-            case 4: "blocking"
-            default: String($0)
-            }
-        }
+        state.map { named($0, [0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"]) }
     }
 
     init(_ a: Attributes) {

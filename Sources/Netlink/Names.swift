@@ -4,161 +4,52 @@
 /// lib/ll_types.c, without the local additions a host may keep in /etc/iproute2.
 public enum RTNames {
     /// Route and address scopes (RT_SCOPE_*, `rtnl_rtscope_n2a`).
-    public static func scope(_ scope: UInt8) -> String {
-        switch scope {
-        case 0: "global"
-        case 200: "site"
-        case 253: "link"
-        case 254: "host"
-        case 255: "nowhere"
-        default: String(scope)
-        }
-    }
+    public static func scope(_ scope: UInt8) -> String { named(scope, scopeNames) }
+    private static let scopeNames: [UInt8: String] = [
+        0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere",
+    ]
 
     /// Route protocols (RTPROT_*, `rtnl_rtprot_n2a`): who installed a route.
-    public static func routeProtocol(_ value: UInt8) -> String {
-        switch value {
-        case 0: "unspec"
-        case 1: "redirect"
-        case 2: "kernel"
-        case 3: "boot"
-        case 4: "static"
-        case 8: "gated"
-        case 9: "ra"
-        case 10: "mrt"
-        case 11: "zebra"
-        case 12: "bird"
-        case 13: "dnrouted"
-        case 14: "xorp"
-        case 15: "ntk"
-        case 16: "dhcp"
-        case 18: "keepalived"
-        case 42: "babel"
-        case 186: "bgp"
-        case 187: "isis"
-        case 188: "ospf"
-        case 189: "rip"
-        case 192: "eigrp"
-        default: String(value)
-        }
-    }
+    public static func routeProtocol(_ value: UInt8) -> String { named(value, routeProtocolNames) }
+    private static let routeProtocolNames: [UInt8: String] = [
+        0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8: "gated", 9: "ra", 10: "mrt",
+        11: "zebra", 12: "bird", 13: "dnrouted", 14: "xorp", 15: "ntk", 16: "dhcp", 18: "keepalived",
+        42: "babel", 186: "bgp", 187: "isis", 188: "ospf", 189: "rip", 192: "eigrp",
+    ]
 
     /// Route types (RTN_*, `rtnl_rtntype_n2a`); rule actions share the numbers of the last three.
-    public static func routeType(_ type: UInt8) -> String {
-        switch type {
-        case 0: "none"
-        case 1: "unicast"
-        case 2: "local"
-        case 3: "broadcast"
-        case 4: "anycast"
-        case 5: "multicast"
-        case 6: "blackhole"
-        case 7: "unreachable"
-        case 8: "prohibit"
-        case 9: "throw"
-        case 10: "nat"
-        case 11: "xresolve"
-        default: String(type)
-        }
-    }
+    public static func routeType(_ type: UInt8) -> String { named(type, routeTypeNames) }
+    private static let routeTypeNames: [UInt8: String] = [
+        0: "none", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
+        7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve",
+    ]
 
     /// Routing tables (RT_TABLE_*, `rtnl_rttable_n2a`).
-    public static func table(_ table: UInt32) -> String {
-        switch table {
-        case 253: "default"
-        case 254: "main"
-        case 255: "local"
-        default: String(table)
-        }
-    }
+    public static func table(_ table: UInt32) -> String { named(table, tableNames) }
+    private static let tableNames: [UInt32: String] = [
+        253: "default", 254: "main", 255: "local",
+    ]
 
     /// Link types (ARPHRD_* in ifinfomsg.ifi_type, iproute2's `ll_type_n2a`).
-    public static func linkType(_ type: UInt16) -> String {
-        switch type {
-        case 0: "netrom"
-        case 1: "ether"
-        case 2: "eether"
-        case 3: "ax25"
-        case 4: "pronet"
-        case 5: "chaos"
-        case 6: "ieee802"
-        case 7: "arcnet"
-        case 8: "atalk"
-        case 15: "dlci"
-        case 19: "atm"
-        case 23: "metricom"
-        case 24: "ieee1394"
-        case 27: "eui64"
-        case 32: "infiniband"
-        case 256: "slip"
-        case 257: "cslip"
-        case 258: "slip6"
-        case 259: "cslip6"
-        case 260: "rsrvd"
-        case 264: "adapt"
-        case 270: "rose"
-        case 271: "x25"
-        case 272: "hwx25"
-        case 280: "can"
-        case 290: "mctp"
-        case 512: "ppp"
-        case 513: "hdlc"
-        case 516: "lapb"
-        case 517: "ddcmp"
-        case 518: "rawhdlc"
-        case 519: "rawip"
-        case 768: "ipip"
-        case 769: "tunnel6"
-        case 770: "frad"
-        case 771: "skip"
-        case 772: "loopback"
-        case 773: "ltalk"
-        case 774: "fddi"
-        case 775: "bif"
-        case 776: "sit"
-        case 777: "ip/ddp"
-        case 778: "gre"
-        case 779: "pimreg"
-        case 780: "hippi"
-        case 781: "ash"
-        case 782: "econet"
-        case 783: "irda"
-        case 784: "fcpp"
-        case 785: "fcal"
-        case 786: "fcpl"
-        case 787: "fcfb0"
-        case 800: "tr"
-        case 801: "ieee802.11"
-        case 802: "ieee802.11/prism"
-        case 803: "ieee802.11/radiotap"
-        case 804: "ieee802.15.4"
-        case 805: "ieee802.15.4/monitor"
-        case 820: "phonet"
-        case 821: "phonet_pipe"
-        case 822: "caif"
-        case 823: "gre6"
-        case 824: "netlink"
-        case 825: "6lowpan"
-        case 826: "vsockmon"
-        case 0xfffe: "none"
-        case 0xffff: "void"
-        default: "[\(type)]"
-        }
-    }
+    public static func linkType(_ type: UInt16) -> String { named(type, linkTypeNames, otherwise: "[\(type)]") }
+    private static let linkTypeNames: [UInt16: String] = [
+        0: "netrom", 1: "ether", 2: "eether", 3: "ax25", 4: "pronet", 5: "chaos", 6: "ieee802", 7: "arcnet",
+        8: "atalk", 15: "dlci", 19: "atm", 23: "metricom", 24: "ieee1394", 27: "eui64", 32: "infiniband",
+        256: "slip", 257: "cslip", 258: "slip6", 259: "cslip6", 260: "rsrvd", 264: "adapt", 270: "rose",
+        271: "x25", 272: "hwx25", 280: "can", 290: "mctp", 512: "ppp", 513: "hdlc", 516: "lapb", 517: "ddcmp",
+        518: "rawhdlc", 519: "rawip", 768: "ipip", 769: "tunnel6", 770: "frad", 771: "skip", 772: "loopback",
+        773: "ltalk", 774: "fddi", 775: "bif", 776: "sit", 777: "ip/ddp", 778: "gre", 779: "pimreg",
+        780: "hippi", 781: "ash", 782: "econet", 783: "irda", 784: "fcpp", 785: "fcal", 786: "fcpl",
+        787: "fcfb0", 800: "tr", 801: "ieee802.11", 802: "ieee802.11/prism", 803: "ieee802.11/radiotap",
+        804: "ieee802.15.4", 805: "ieee802.15.4/monitor", 820: "phonet", 821: "phonet_pipe", 822: "caif",
+        823: "gre6", 824: "netlink", 825: "6lowpan", 826: "vsockmon", 0xfffe: "none", 0xffff: "void",
+    ]
 
     /// Operational states (IF_OPER_*, RFC 2863), as `ip link` prints IFLA_OPERSTATE.
-    public static func operState(_ state: UInt8) -> String {
-        switch state {
-        case 0: "UNKNOWN"
-        case 1: "NOTPRESENT"
-        case 2: "DOWN"
-        case 3: "LOWERLAYERDOWN"
-        case 4: "TESTING"
-        case 5: "DORMANT"
-        case 6: "UP"
-        default: "state \(state)"
-        }
-    }
+    public static func operState(_ state: UInt8) -> String { named(state, operStateNames, otherwise: "state \(state)") }
+    private static let operStateNames: [UInt8: String] = [
+        0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING", 5: "DORMANT", 6: "UP",
+    ]
 
     /// Link groups: 0 is the group every link starts in, which `ip` calls "default".
     public static func linkGroup(_ group: UInt32) -> String { group == 0 ? "default" : String(group) }
@@ -172,8 +63,8 @@ public enum RTNames {
         if flags & LinkFlag.up != 0 && flags & LinkFlag.running == 0 { names.append("NO-CARRIER") }
         rest &= ~LinkFlag.running
         for (bit, name) in LinkFlag.printOrder where rest & bit != 0 {
-            names.append(name)
-            rest &= ~bit
+        names.append(name)
+        rest &= ~bit
         }
         if rest != 0 { names.append(String(rest, radix: 16)) }
         if parentDown { names.append("M-DOWN") }
@@ -186,8 +77,8 @@ public enum RTNames {
         var names: [String] = []
         var rest = state
         for (bit, name) in NeighbourState.printOrder where rest & bit != 0 {
-            names.append(name)
-            rest &= ~bit
+        names.append(name)
+        rest &= ~bit
         }
         if rest != 0 { names.append("0x" + String(rest, radix: 16)) }
         return names
@@ -239,6 +130,11 @@ public enum NeighbourState {
         (incomplete, "INCOMPLETE"), (reachable, "REACHABLE"), (stale, "STALE"), (delay, "DELAY"), (probe, "PROBE"),
         (failed, "FAILED"), (noARP, "NOARP"), (permanent, "PERMANENT"),
     ]
+}
+
+/// The name of a value in a table, else `otherwise`, else the number in decimal.
+func named<T: BinaryInteger>(_ value: T, _ names: [T: String], otherwise: @autoclosure () -> String? = nil) -> String {
+    names[value] ?? otherwise() ?? String(value)
 }
 
 /// Names a set of flag bits with a table of (bit, name) pairs, in the table's order.

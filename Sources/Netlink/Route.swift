@@ -59,16 +59,7 @@ public struct Route: Sendable, Equatable {
     /// The flags as `ip -j route` prints them ("onlink", "linkdown" …).
     public var flagNames: [String] { namedFlags(flags, RouteFlag.printOrder) }
     /// As `ip -6 route` prints RTA_PREF.
-    public var preferenceName: String? {
-        preference.map {
-            switch $0 {
-            case 0: "medium"
-            case 1: "high"
-            case 3: "low"
-            default: String($0)
-            }
-        }
-    }
+    public var preferenceName: String? { preference.map { named($0, [0: "medium", 1: "high", 3: "low"]) } }
 
     /// Decodes RTM_NEWROUTE; nil for a message of another type, or a route of a family other than IPv4 and
     /// IPv6 (the multicast routing families 128 and 129 an AF_UNSPEC dump also returns).

@@ -44,14 +44,7 @@ public struct Rule: Sendable, Equatable {
     public var protocolName: String? { ruleProtocol.map(RTNames.routeProtocol) }
 
     /// The action as `ip rule` names it.
-    public var actionName: String {
-        switch action {
-        case 1: "to_tbl"
-        case 2: "goto"
-        case 3: "nop"
-        default: RTNames.routeType(action)
-        }
-    }
+    public var actionName: String { named(action, [1: "to_tbl", 2: "goto", 3: "nop"], otherwise: RTNames.routeType(action)) }
 
     /// Decodes RTM_NEWRULE; nil for a message of another type.
     public static func decode(_ message: NetlinkMessage) throws(DecodeError) -> Rule? {
