@@ -281,4 +281,55 @@ struct DecoderTests {
         #expect(error.message == "Nexthop has invalid gateway")
         #expect(error.description == "RTM_NEWROUTE: Network is unreachable (Nexthop has invalid gateway)")
     }
+
+    /// A message built with the request encoder, for attributes the fixtures' kernel does not send.
+    func message(_ type: UInt16, header: [UInt8], _ attributes: (inout NetlinkRequest) -> Void) throws -> NetlinkMessage {
+        var request = NetlinkRequest(type: type, name: "synthetic")
+        request.append(raw: header)
+        attributes(&request)
+        return try #require(try NetlinkMessage.split(request.encoded(sequence: 1)[...]).first)
+    }
+
+    @Test func bridgePortFromProtinfoOfAnAFBridgeDump() throws {
+        // RTM_NEWLINK of family AF_BRIDGE (`bridge link`), IFLA_PROTINFO { IFLA_BRPORT_STATE 3, COST 100 }
+        let m = try message(RTM.newLink, header: [7, 0, 1, 0, 3, 0, 0, 0] + [UInt8](repeating: 0, count: 8)) {
+            $0.attribute(3, string: "p1")
+            $0.attribute(10, u32: 2)
+            $0.beginNested(12)
+            $0.attribute(1, u8: 3)
+            $0.attribute(3, u32: 100)
+            $0.endNested()
+        }
+        let link = try #require(try Link.decode(m))
+        #expect(link.family == AF.bridge && link.index == 3 && link.master == 2)
+        #expect(link.bridgePort?.stateName == "forwarding")
+        #expect(link.bridgePort?.cost == 100)
+    }
+
+    @Test func routeViaAGatewayOfTheOtherFamily() throws {
+        // 10.2.0.0/16 via inet6 fe80::1 (RTA_VIA), as RouteRequests.add encodes it
+        let spec = RouteSpec(destination: prefix("10.2.0.0/16"), gateway: ip("fe80::1"), outputIndex: 3)
+        let bytes = RouteRequests.add(spec).encoded(sequence: 1)
+        var reply = try #require(try NetlinkMessage.split(bytes[...]).first)
+        reply = NetlinkMessage(type: RTM.newRoute, flags: 0, sequence: 1, portID: 0, payload: reply.payload)
+        let route = try #require(try Route.decode(reply))
+        #expect(route.destination == prefix("10.2.0.0/16"))
+        #expect(route.gateway == ip("fe80::1"))
+        #expect(route.outputIndex == 3)
+        #expect(route.scopeName == "global" && route.protocolName == "boot")
+    }
+
+    @Test func namesFollowIP() {
+        #expect(RTNames.linkType(65534) == "none" && RTNames.linkType(9999) == "[9999]")
+        #expect(RTNames.linkFlags(LinkFlag.up | LinkFlag.running | LinkFlag.loopback | 0x8000_0000) == ["LOOPBACK", "UP", "80000000"])
+        #expect(RTNames.neighbourState(NeighbourState.stale | NeighbourState.noARP) == ["STALE", "NOARP"])
+        #expect(RTNames.neighbourState(0) == ["NONE"])
+        #expect(RTNames.routeProtocol(99) == "99" && RTNames.scope(200) == "site" && RTNames.table(1000) == "1000")
+        var temporary = InterfaceAddress(family: .v6, index: 2, prefixLength: 64)
+        temporary.flags = AddressFlag.secondary | AddressFlag.tentative
+        #expect(temporary.flagNames == ["temporary", "tentative", "dynamic"])
+        var secondary = InterfaceAddress(family: .v4, index: 2, prefixLength: 24)
+        secondary.flags = AddressFlag.secondary | AddressFlag.permanent
+        #expect(secondary.flagNames == ["secondary"])
+    }
 }
