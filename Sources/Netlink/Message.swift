@@ -96,10 +96,12 @@ public struct NetlinkError: Error, Equatable, Sendable, CustomStringConvertible 
         guard let raw = p.hostU32(p.startIndex) else { throw DecodeError("truncated error message", at: 0) }
         let code = Int32(bitPattern: raw)
         if code == 0 { return nil }
+        // Wrapping negation: a corrupted code of Int32.min must not trap.
+        let errno = 0 &- code
         var tlvStart = p.startIndex + 4
         if message.type == NLMsg.error {
             guard let originalLength = p.hostU32(p.startIndex + 4) else {
-                return NetlinkError(request: request, errno: -code)
+                return NetlinkError(request: request, errno: errno)
             }
             let copied = message.flags & NLMsg.capped != 0 ? NLMsg.headerSize : Int(originalLength)
             tlvStart = p.startIndex + 4 + align4(copied)
@@ -111,6 +113,6 @@ public struct NetlinkError: Error, Equatable, Sendable, CustomStringConvertible 
             text = attributes.string(1)
             offset = attributes.u32(2)
         }
-        return NetlinkError(request: request, errno: -code, message: text, attributeOffset: offset)
+        return NetlinkError(request: request, errno: errno, message: text, attributeOffset: offset)
     }
 }

@@ -23,6 +23,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     private static let batchSlots = 32
     private static let batchSlotSize = 16 << 10
     public let netlinkProtocol: Int32
+    /// Called with every datagram the socket receives, before it is split into messages (the slice is
+    /// only valid during the call). For capturing test fixtures and for debugging; nil normally.
+    public var receiveTap: ((ArraySlice<UInt8>) -> Void)?
 
     /// How often a dump is retried after NLM_F_DUMP_INTR before giving up.
     public static let dumpRetries = 8
@@ -113,7 +116,10 @@ public final class NetlinkSocket: @unchecked Sendable {
     private func receive(request: String) throws -> ArraySlice<UInt8> {
         while true {
             let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
-            if n >= 0 { return buffer[0..<n] }
+            if n >= 0 {
+                receiveTap?(buffer[0..<n])
+                return buffer[0..<n]
+            }
             let e = Errno.current
             if e == .EINTR { continue }
             if e == .EAGAIN { throw OperationError("", label, "\(request): no answer from the kernel within 10 s", errno: e) }
