@@ -81,6 +81,30 @@ int nsi_run_on_new_thread(void (*fn)(void *), void *ctx) {
     return pthread_join(thread, NULL);
 }
 
+struct nsi_thread_slot { void (*fn)(void *, int); void *ctx; int index; };
+
+static void *nsi_thread_slot_main(void *arg) {
+    struct nsi_thread_slot *slot = arg;
+    slot->fn(slot->ctx, slot->index);
+    return NULL;
+}
+
+int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count) {
+    if (count <= 0) return 0;
+    if (count > 64) count = 64;
+    pthread_t threads[64];
+    struct nsi_thread_slot slots[64];
+    int started = 0, rc = 0;
+    for (int i = 0; i < count; i++) {
+        slots[i] = (struct nsi_thread_slot){ fn, ctx, i };
+        rc = pthread_create(&threads[i], NULL, nsi_thread_slot_main, &slots[i]);
+        if (rc != 0) break;
+        started++;
+    }
+    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    return rc;
+}
+
 /* ---- spawn ---------------------------------------------------------------------------------- */
 
 struct nsi_child_failure { int step; int err; };

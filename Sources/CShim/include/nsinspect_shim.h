@@ -47,6 +47,10 @@ pid_t nsi_gettid(void);
 /// Returns 0, or an errno value if the thread could not be created.
 int nsi_run_on_new_thread(void (*fn)(void *), void *ctx);
 
+/// Runs fn(ctx, i) for i in 0..<count, each on a new pthread, all at once, and joins them all.
+/// Returns 0, or an errno value if a thread could not be created (those created are still joined).
+int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count);
+
 /// What the child of nsi_spawn does before execve.
 struct nsi_spawn_options {
     int netns_fd;          // -1: keep the parent's network namespace

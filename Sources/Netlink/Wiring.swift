@@ -1,0 +1,148 @@
+/// One end of a link between namespaces: an interface in a namespace (namespaces are numbered by the
+/// caller, in the order of the snapshots given to `Wiring.build`).
+public struct LinkEnd: Hashable, Sendable, Comparable {
+    public let namespace: Int
+    public let index: Int32
+    public let name: String
+
+    public init(namespace: Int, index: Int32, name: String) {
+        self.namespace = namespace
+        self.index = index
+        self.name = name
+    }
+
+    public static func < (a: LinkEnd, b: LinkEnd) -> Bool { (a.namespace, a.index) < (b.namespace, b.index) }
+}
+
+/// The wiring between namespaces as the kernel reports it (not as anyone declared it): veth pairs,
+/// bridges and their ports, and links stacked on a parent (macvlan, ipvlan, vlan, vxlan).
+public struct Wiring: Sendable {
+    public struct VethPair: Hashable, Sendable {
+        public let a: LinkEnd
+        public let b: LinkEnd
+    }
+
+    public struct Bridge: Sendable {
+        public let bridge: LinkEnd
+        public let ports: [LinkEnd]
+    }
+
+    public struct Stacked: Sendable {
+        public let kind: String
+        public let child: LinkEnd
+        /// nil when the parent could not be found (another namespace nsinspect cannot see).
+        public let parent: LinkEnd?
+    }
+
+    public struct Unresolved: Sendable {
+        public let end: LinkEnd
+        public let kind: String
+        public let reason: String
+    }
+
+    public var vethPairs: [VethPair] = []
+    public var bridges: [Bridge] = []
+    public var stacked: [Stacked] = []
+    public var unresolved: [Unresolved] = []
+
+    /// The other end of a veth, if it was found.
+    public func peer(of end: LinkEnd) -> LinkEnd? {
+        for pair in vethPairs {
+            if pair.a == end { return pair.b }
+            if pair.b == end { return pair.a }
+        }
+        return nil
+    }
+
+    /// Answers "which of `candidates` does namespace `from` call nsid `nsid`?" with an RTM_GETNSID
+    /// exchange in `from` (the caller knows how to reach the namespaces). Only asked when the indexes
+    /// alone leave more than one candidate.
+    public typealias NSIDResolver = (_ from: Int, _ nsid: Int32, _ candidates: [Int]) -> Int?
+
+    private struct Key: Hashable {
+        let index: Int32
+        let peer: Int32
+    }
+
+    /// Builds the wiring from each namespace's links. Veth ends in different namespaces are paired by
+    /// matching (ifindex, peer ifindex) against (peer ifindex, ifindex): one dictionary lookup per veth
+    /// instead of asking every namespace about every other one. Only when the indexes match more than one
+    /// namespace does `resolve` settle it with the nsid the kernel reported (IFLA_LINK_NETNSID).
+    public static func build(_ links: [[Link]], resolve: NSIDResolver) -> Wiring {
+        var wiring = Wiring()
+        var crossing: [Key: [LinkEnd]] = [:]
+        var pending: [(end: LinkEnd, peerIndex: Int32, nsid: Int32)] = []
+        for (ns, list) in links.enumerated() {
+            let byIndex = Dictionary(list.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+            for link in list {
+                let end = LinkEnd(namespace: ns, index: link.index, name: link.name)
+                switch link.kind {
+                case "veth":
+                    guard let peerIndex = link.link, peerIndex > 0 else {
+                        wiring.unresolved.append(Unresolved(end: end, kind: "veth", reason: "the kernel names no peer"))
+                        continue
+                    }
+                    if let nsid = link.linkNetnsID {
+                        crossing[Key(index: link.index, peer: peerIndex), default: []].append(end)
+                        pending.append((end, peerIndex, nsid))
+                    } else if let peer = byIndex[peerIndex] {
+                        // Both ends in one namespace: record the pair once, from its lower index.
+                        if link.index < peerIndex {
+                            wiring.vethPairs.append(VethPair(a: end, b: LinkEnd(namespace: ns, index: peer.index, name: peer.name)))
+                        }
+                    } else {
+                        wiring.unresolved.append(Unresolved(end: end, kind: "veth", reason: "peer ifindex \(peerIndex) not found"))
+                    }
+                case "bridge":
+                    let ports = list.filter { $0.master == link.index }.map { LinkEnd(namespace: ns, index: $0.index, name: $0.name) }
+                    wiring.bridges.append(Bridge(bridge: end, ports: ports))
+                case "macvlan", "macvtap", "ipvlan", "ipvtap", "vlan", "vxlan":
+                    let parentIndex = link.kind == "vxlan" ? link.vxlan?.link : link.link
+                    guard let parentIndex, parentIndex > 0 else {
+                        if link.kind != "vxlan" {
+                            wiring.unresolved.append(Unresolved(end: end, kind: link.kind!, reason: "the kernel names no parent"))
+                        }
+                        continue
+                    }
+                    if let nsid = link.linkNetnsID {
+                        let candidates = links.indices.filter { $0 != ns && links[$0].contains { $0.index == parentIndex } }
+                        if let other = resolve(ns, nsid, candidates), let parent = links[other].first(where: { $0.index == parentIndex }) {
+                            wiring.stacked.append(Stacked(kind: link.kind!, child: end,
+                                                          parent: LinkEnd(namespace: other, index: parent.index, name: parent.name)))
+                        } else {
+                            wiring.stacked.append(Stacked(kind: link.kind!, child: end, parent: nil))
+                            wiring.unresolved.append(Unresolved(end: end, kind: link.kind!,
+                                                                reason: "parent ifindex \(parentIndex) in nsid \(nsid) not found"))
+                        }
+                    } else if let parent = byIndex[parentIndex] {
+                        wiring.stacked.append(Stacked(kind: link.kind!, child: end,
+                                                      parent: LinkEnd(namespace: ns, index: parent.index, name: parent.name)))
+                    }
+                default:
+                    continue
+                }
+            }
+        }
+        var paired = Set<LinkEnd>()
+        for (end, peerIndex, nsid) in pending where !paired.contains(end) {
+            let candidates = (crossing[Key(index: peerIndex, peer: end.index)] ?? []).filter { $0.namespace != end.namespace && !paired.contains($0) }
+            var peer: LinkEnd?
+            if candidates.count == 1, (crossing[Key(index: end.index, peer: peerIndex)] ?? []).count == 1 {
+                peer = candidates[0]
+            } else if !candidates.isEmpty,
+                let ns = resolve(end.namespace, nsid, candidates.map(\.namespace)) {
+                peer = candidates.first { $0.namespace == ns }
+            }
+            guard let peer else {
+                wiring.unresolved.append(Unresolved(end: end, kind: "veth",
+                                                    reason: "peer ifindex \(peerIndex) in nsid \(nsid) not found"))
+                continue
+            }
+            paired.insert(end)
+            paired.insert(peer)
+            wiring.vethPairs.append(end < peer ? VethPair(a: end, b: peer) : VethPair(a: peer, b: end))
+        }
+        wiring.vethPairs.sort { ($0.a, $0.b) < ($1.a, $1.b) }
+        return wiring
+    }
+}
