@@ -33,5 +33,6 @@ let package = Package(
 
         .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
         .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "JSONKit"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LabTests", dependencies: ["Lab"], resources: [.copy("Fixtures")]),
     ]
 )
