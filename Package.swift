@@ -39,5 +39,6 @@ let package = Package(
         .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "CShim", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "ProcNS", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "TestSupport"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -1,1 +1,0 @@
-// The Lab module: YAML labs (issue 4).
