@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+import Netlink
+import ProcNS
+
+/// The census namespaces opened, labelled and (on demand) snapshotted: what `list`, `dump` and
+/// `graph` share. Namespaces that vanished between the census and opening them are kept aside with the
+/// reason, so the rest is still printed.
+struct OpenNamespaces {
+    let census: Census
+    /// Census namespaces that could be opened, with their handles (same order).
+    private(set) var namespaces: [NetNamespace] = []
+    private(set) var handles: [NamespaceHandle] = []
+    /// Namespaces that could not be opened, and why.
+    private(set) var vanished: [(NetNamespace, OperationError)] = []
+
+    init(_ census: Census, selecting selected: [NetNamespace]? = nil) {
+        _ = nsi_raise_nofile_limit()
+        self.census = census
+        for ns in selected ?? census.namespaces {
+            do {
+                handles.append(try census.open(ns, quick: true))
+                namespaces.append(ns)
+            } catch {
+                vanished.append((ns, error))
+            }
+        }
+    }
+
+    /// Unique labels, in the order of `namespaces`: the namespace's reference (`router1`, `docker:web`,
+    /// `pid:1234`, `ino:…`).
+    var labels: [String] { namespaces.map(\.reference) }
+
+    func index(of inode: UInt64) -> Int? { namespaces.firstIndex { $0.id.inode == inode } }
+
+    /// Reads `parts` from every namespace; a namespace that fails is reported in the result.
+    func snapshots(_ parts: InventoryParts) throws -> [Result<NamespaceSnapshot, any Error>] {
+        try Inventory.take(handles, parts: parts)
+    }
+
+    /// The namespaces `socket`'s namespace knows by nsid, found by asking it about every open namespace
+    /// in one batched RTM_GETNSID exchange (cheap from inside a namespace: its nsid table is small).
+    func nsidMap(from socket: NetlinkSocket, among candidates: [Int]? = nil) -> [Int32: Int] {
+        let indexes = candidates ?? Array(namespaces.indices)
+        guard let answers = try? socket.nsids(of: indexes.map { handles[$0] }) else { return [:] }
+        var map: [Int32: Int] = [:]
+        for (i, answer) in zip(indexes, answers) {
+            if case .success(.assigned(let id)) = answer { map[id] = i }
+        }
+        return map
+    }
+
+    /// Builds the wiring from link snapshots, asking a namespace for nsids only where indexes are ambiguous.
+    func wiring(_ links: [[Link]]) -> Wiring {
+        var sockets: [Int: NetlinkSocket] = [:]
+        return Wiring.build(links) { from, nsid, candidates in
+            if sockets[from] == nil { sockets[from] = try? NetlinkSocket.open(in: handles[from]) }
+            guard let socket = sockets[from] else { return nil }
+            return nsidMap(from: socket, among: candidates)[nsid]
+        }
+    }
+}

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import JSONKit
+import Netlink
+import ProcNS
+
+/// The parts of a namespace `show` can print.
+enum ShowSection: String, CaseIterable, ExpressibleByArgument {
+    case links, addrs, routes, neigh, fdb, rules, nsids
+}
+
+struct ShowCommand: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "One namespace's links, addresses, routes and neighbours, with veth peers named.",
+        discussion: """
+            What `ip -n NS link/addr/route/neigh` prints, read over netlink, with each veth's peer shown as \
+            "IFNAME in NAMESPACE" instead of a bare nsid. Sections: links, addrs, routes (all tables but \
+            local), neigh, fdb (bridge forwarding database), rules, nsids (which namespace each nsid names). \
+            --json prints what `ip -j` prints for the section (field names as ip's).
+            """
+    )
+
+    @Argument(help: "The namespace (NS reference).") var reference: String
+    @Argument(help: "Only this part: links, addrs, routes, neigh, fdb, rules, nsids.") var section: ShowSection?
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let census = try Census.scan()
+        var resolver = NamespaceResolver(census: census)
+        let handle = try resolver.resolve(reference)
+        let entry = census.namespace(inode: handle.id.inode)
+        let label = entry?.reference ?? reference
+        let session = try NetlinkSession(in: handle, label: label)
+        let state = try session.snapshot()
+        let view = NamespaceView(label: label, namespace: entry, state: state, cookie: handle.cookie,
+                                 peers: PeerNames.resolve(state: state, socket: session.socket, census: census))
+        if common.json {
+            Output.json(section.map { view.json(section: $0) } ?? view.json())
+        } else {
+            Output.write(section.map { view.table(section: $0) } ?? view.text())
+        }
+    }
+}
+
+/// Names of the far ends of a namespace's veths (and parents of stacked links) in other namespaces:
+/// the namespace's own nsid table is asked which census namespace each nsid is, and those namespaces
+/// are asked for the name of the peer's ifindex.
+enum PeerNames {
+    static func resolve(state: NamespaceState, socket: NetlinkSocket, census: Census) -> [Int32: IPJSON.Peer] {
+        let crossing = state.links.filter { $0.linkNetnsID != nil && ($0.link ?? 0) > 0 }
+        guard !crossing.isEmpty else { return [:] }
+        let open = OpenNamespaces(census)
+        let map = open.nsidMap(from: socket)
+        var remoteLinks: [Int: [Link]] = [:]
+        var peers: [Int32: IPJSON.Peer] = [:]
+        for link in crossing {
+            guard let nsid = link.linkNetnsID, let target = map[nsid], let peerIndex = link.link else { continue }
+            if remoteLinks[target] == nil {
+                remoteLinks[target] = (try? NetlinkSession(in: open.handles[target]).links()) ?? []
+            }
+            let name = remoteLinks[target]?.first { $0.index == peerIndex }?.name ?? "if\(peerIndex)"
+            peers[link.index] = IPJSON.Peer(ifname: name, ifindex: peerIndex, namespace: open.namespaces[target].reference,
+                                            inode: open.namespaces[target].id.inode)
+        }
+        return peers
+    }
+}
+
+/// One namespace's state as tables and `ip -j` JSON: what `show` prints for one namespace and `dump`
+/// prints for each.
+struct NamespaceView {
+    var label: String
+    var namespace: NetNamespace?
+    var state: NamespaceState
+    var cookie: UInt64?
+    /// Veth peers and parents in other namespaces, by local ifindex.
+    var peers: [Int32: IPJSON.Peer]
+    /// nsid → namespace label, for the `nsids` section.
+    var nsids: [(Int32, String)] = []
+
+    func peerText(_ link: Link) -> String {
+        if let peer = peers[link.index] { return "\(peer.ifname) in \(peer.namespace)" }
+        if let parent = link.link, parent != 0 {
+            if link.linkNetnsID != nil { return "if\(parent) in nsid \(link.linkNetnsID!) (unresolved)" }
+            let name = state.link(index: parent)?.name ?? "if\(parent)"
+            return link.kind == "veth" ? name : "parent \(name)"
+        }
+        return ""
+    }
+
+    func table(section: ShowSection) -> String {
+        switch section {
+        case .links:
+            var t = Table("INDEX", "NAME", "KIND", "STATE", "MTU", "MAC", "MASTER", "PEER")
+            for link in state.links {
+                t.add(String(link.index), link.name, link.kind ?? (link.typeName == "loopback" ? "loopback" : "-"),
+                      link.operStateName + (link.isUp ? "" : " (down)").replacingOccurrences(of: "DOWN (down)", with: "DOWN"),
+                      link.mtu.map(String.init) ?? "-", link.address?.description ?? "-",
+                      link.master.flatMap { state.link(index: $0)?.name } ?? "-", peerText(link))
+            }
+            return t.render()
+        case .addrs:
+            var t = Table("IFACE", "ADDRESS", "SCOPE", "FLAGS")
+            for a in state.addresses {
+                let flags = a.flagNames.filter { $0 != "dynamic" || a.family == .v6 }
+                t.add(state.link(index: a.index)?.name ?? "if\(a.index)", a.prefix?.description ?? "?", a.scopeName,
+                      flags.joined(separator: ","))
+            }
+            return t.render()
+        case .routes:
+            var t = Table("TABLE", "DESTINATION", "GATEWAY", "DEV", "PROTO", "SCOPE", "METRIC", "TYPE")
+            for r in state.routes where r.table != 255 {
+                let dev = r.outputIndex.flatMap { state.link(index: $0)?.name } ?? "-"
+                t.add(r.tableName, IPJSON.destination(r), r.gateway?.description ?? "-", dev, r.protocolName,
+                      r.scopeName, r.priority.map(String.init) ?? "-", r.typeName)
+                for hop in r.nexthops {
+                    t.add("", "  nexthop", hop.gateway?.description ?? "-",
+                          state.link(index: hop.index)?.name ?? "if\(hop.index)", "", "", "weight \(hop.weight)", "")
+                }
+            }
+            return t.render()
+        case .neigh:
+            var t = Table("IFACE", "ADDRESS", "LLADDR", "STATE")
+            for n in state.neighbours {
+                t.add(state.link(index: n.index)?.name ?? "if\(n.index)", n.destination.description,
+                      n.linkAddress?.description ?? "-", (n.stateNames + (n.isRouter ? ["router"] : [])).joined(separator: ","))
+            }
+            return t.render()
+        case .fdb:
+            var t = Table("BRIDGE", "PORT", "MAC", "VLAN", "STATE", "FLAGS")
+            for e in state.fdb {
+                t.add(e.master.flatMap { state.link(index: $0)?.name } ?? "-", state.link(index: e.index)?.name ?? "if\(e.index)",
+                      e.linkAddress.description, e.vlan.map(String.init) ?? "-", e.stateName, e.flagNames.joined(separator: ","))
+            }
+            return t.render()
+        case .rules:
+            var t = Table("PRIORITY", "SELECTOR", "ACTION")
+            for r in state.rules {
+                var selector = [r.source.map { "from \($0)" } ?? "from all"]
+                if let d = r.destination { selector.append("to \(d)") }
+                if let i = r.inputInterface { selector.append("iif \(i)") }
+                if let o = r.outputInterface { selector.append("oif \(o)") }
+                if let m = r.fwmark { selector.append("fwmark 0x\(String(m, radix: 16))") }
+                t.add(String(r.priority), selector.joined(separator: " "), r.action == 1 ? "lookup \(r.tableName)" : r.actionName)
+            }
+            return t.render()
+        case .nsids:
+            var t = Table("NSID", "NAMESPACE")
+            for (id, name) in nsids { t.add(String(id), name) }
+            return t.render()
+        }
+    }
+
+    var heading: String {
+        var parts = ["\(label)"]
+        if let ns = namespace {
+            parts.append("ino:\(ns.id.inode)")
+            if ns.processCount > 0 { parts.append("\(ns.processCount) process\(ns.processCount == 1 ? "" : "es")") }
+        }
+        if let cookie { parts.append("cookie \(cookie)") }
+        return parts.joined(separator: "  ")
+    }
+
+    func text() -> String {
+        var out = Output.styled(heading, .bold) + "\n"
+        for (section, title) in [(ShowSection.links, "Links"), (.addrs, "Addresses"), (.routes, "Routes"), (.neigh, "Neighbours")] {
+            out += "\n" + Output.styled(title, .cyan) + "\n" + table(section: section)
+        }
+        if !state.fdb.filter({ $0.flags & NeighbourFlag.master != 0 || $0.stateName != "permanent" }).isEmpty {
+            out += "\n" + Output.styled("Bridge forwarding database", .cyan) + "\n" + table(section: .fdb)
+        }
+        return out
+    }
+
+    func json(section: ShowSection) -> JSON {
+        switch section {
+        case .links: .array(state.links.map { IPJSON.link($0, in: state, peer: peers[$0.index]) })
+        case .addrs: IPJSON.addresses(state, peers: { peers[$0.index] })
+        case .routes: .array(state.routes.map { IPJSON.route($0, in: state) })
+        case .neigh: .array(state.neighbours.map { IPJSON.neighbour($0, in: state) })
+        case .fdb: .array(state.fdb.map { IPJSON.fdb($0, in: state) })
+        case .rules: .array(state.rules.map(IPJSON.rule))
+        case .nsids: .array(nsids.map { id, name in
+            var o = JSONObjectBuilder()
+            o.add("nsid", id); o.add("name", name)
+            return o.json
+        })
+        }
+    }
+
+    func json() -> JSON {
+        var o = JSONObjectBuilder()
+        var n = JSONObjectBuilder()
+        n.add("reference", label)
+        n.add("ns", namespace?.id.inode)
+        n.add("cookie", cookie)
+        n.add("names", strings: namespace?.names.map(\.reference) ?? [])
+        n.add("pids", .array((namespace?.pids ?? []).map { .int(Int64($0)) }))
+        o.add("namespace", n.json)
+        for section in ShowSection.allCases where section != .nsids || !nsids.isEmpty {
+            o.add(section.rawValue, json(section: section))
+        }
+        return o.json
+    }
+}
