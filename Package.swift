@@ -21,7 +21,8 @@ let package = Package(
         .target(name: "JSONKit"),
         .target(name: "ProcNS", dependencies: ["CShim", "JSONKit"]),
         .target(name: "Netlink", dependencies: ["ProcNS", "CShim", "CMnl"]),
-        .target(name: "Probes", dependencies: ["ProcNS", "CShim", "CBPF"]),
+        // Probes embeds the objects BPFPlugin compiles from bpf/*.bpf.c (bpf/ stays outside Sources/).
+        .target(name: "Probes", dependencies: ["ProcNS", "CShim", "CBPF"], plugins: ["BPFPlugin"]),
         .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "nsinspect",
@@ -31,7 +32,10 @@ let package = Package(
             ]
         ),
 
+        .plugin(name: "BPFPlugin", capability: .buildTool()),
+
         .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
         .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "JSONKit"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "ProcNS", "CShim"]),
     ]
 )

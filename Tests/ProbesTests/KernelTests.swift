@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ProcNS
+import Testing
+
+@testable import Probes
+
+/// Polls until `done` says the events so far are enough, or `seconds` pass.
+func collect(_ session: ProbeSession, seconds: Double = 3, until done: ([PacketEvent]) -> Bool) throws -> [PacketEvent] {
+    var events: [PacketEvent] = []
+    let deadline = Stopwatch.now() + UInt64(seconds * 1e9)
+    while !done(events) && Stopwatch.now() < deadline {
+        try session.poll(timeoutMilliseconds: 50) { events.append($0) }
+    }
+    return events
+}
+
+/// A random ICMP id, so a test's probes share their identity with no other traffic.
+func randomID() -> UInt16 { UInt16.random(in: 0x1000...0xfff0) }
+
+let kernelTestsEnabled = getuid() == 0 && TestNetwork.toolsAvailable
+    && access("/sys/kernel/btf/vmlinux", R_OK) == 0
+
+@Suite("BPF in the kernel", .serialized, .enabled(if: kernelTestsEnabled, "needs root, BTF and iproute2"))
+struct KernelTests {
+    @Test("an echo between two namespaces is seen leaving one and entering the other, both ways")
+    func echoAcrossVeth() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        let id = randomID()
+        let session = try ProbeSession(.init(filter: TraceFilter(
+            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        defer { session.close() }
+        print("ready in \(Double(session.startup.total) / 1e6) ms (check \(session.startup.check / 1_000_000), open \(session.startup.open / 1_000_000), load \(session.startup.load / 1_000_000), attach \(session.startup.attach / 1_000_000)); hooks \(session.attachedHooks); warnings \(session.warnings)")
+        #expect(Set(session.attachedHooks) == Set(Hook.allCases))
+
+        let sender = try EchoSender(in: network.a)
+        try sender.send(to: network.addressB, id: id, sequence: 1)
+        let events = try collect(session) { events in
+            events.contains { $0.hook == .receive && $0.netns == network.inodeA && $0.packet?.isEchoReply == true }
+        }
+        for event in events { print(describe(event, session)) }
+
+        let request = try #require(events.first { $0.hook == .transmit && $0.packet?.isEchoRequest == true })
+        #expect(request.netns == network.inodeA)
+        #expect(request.ifname == network.interfaceA)
+        #expect(request.packet?.ttl == 64)
+        #expect(request.packet?.icmpID == id && request.packet?.icmpSequence == 1)
+        #expect(request.packet?.source.description == network.addressA)
+        #expect(request.packet?.destination.description == network.addressB)
+        #expect(request.snapshot.count == 44 && request.snapshot.first == 0x45)  // 20 + 8 + 16 bytes
+        #expect(request.originalLength == 44)
+
+        let arrival = try #require(events.first { $0.hook == .receive && $0.packet?.isEchoRequest == true })
+        #expect(arrival.netns == network.inodeB)
+        #expect(arrival.ifname == network.interfaceB)
+        #expect(arrival.packet?.ttl == 64)
+        #expect(arrival.skb == request.skb, "the skb crosses the veth")
+        #expect(arrival.timestamp >= request.timestamp)
+
+        let reply = try #require(events.first { $0.hook == .transmit && $0.packet?.isEchoReply == true })
+        #expect(reply.netns == network.inodeB && reply.ifname == network.interfaceB)
+        #expect(reply.packet?.ttl == 64 && reply.packet?.icmpID == id)
+        let replyArrival = try #require(events.first { $0.hook == .receive && $0.packet?.isEchoReply == true })
+        #expect(replyArrival.netns == network.inodeA && replyArrival.ifname == network.interfaceA)
+        #expect(replyArrival.packet?.ttl == 64)
+        #expect(replyArrival.skb == reply.skb)
+
+        // Nothing of other namespaces or other ids.
+        #expect(events.allSatisfy { $0.netns == network.inodeA || $0.netns == network.inodeB || $0.netns == 0 })
+        #expect(events.filter { $0.packet?.isICMP == true && $0.hook != .routeLookup }.allSatisfy { $0.packet?.icmpID == id })
+
+        let statistics = try session.statistics()
+        #expect(statistics.lost == 0)
+        #expect(statistics.undecodable == 0)
+        #expect(statistics.events >= UInt64(events.count))
+    }
+
+    @Test("an nft rule dropping the echo shows as a kfree_skb with reason NETFILTER_DROP")
+    func netfilterDrop() throws {
+        try #require(access(TestNetwork.tool("nft"), X_OK) == 0, "nft is not installed")
+        let network = try TestNetwork()
+        defer { network.remove() }
+        try network.run(network.b, "nft", "-f", "-", input: """
+            table inet nsitest {
+                chain input {
+                    type filter hook input priority 0; policy accept;
+                    icmp type echo-request drop
+                }
+            }
+            """)
+        let id = randomID()
+        let session = try ProbeSession(.init(filter: TraceFilter(
+            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        defer { session.close() }
+        let sender = try EchoSender(in: network.a)
+        try sender.send(to: network.addressB, id: id, sequence: 7)
+        let events = try collect(session) { events in events.contains { $0.hook == .drop } }
+        for event in events { print(describe(event, session)) }
+
+        let drop = try #require(events.first { $0.hook == .drop })
+        #expect(session.dropReasons.name(drop.dropReason) == "NETFILTER_DROP")
+        #expect(drop.netns == network.inodeB)
+        #expect(drop.ifname == network.interfaceB)
+        #expect(drop.packet?.isEchoRequest == true && drop.packet?.icmpSequence == 7)
+        let arrival = try #require(events.first { $0.hook == .receive })
+        #expect(drop.skb == arrival.skb)
+        #expect(!events.contains { $0.packet?.isEchoReply == true })
+        #expect(try session.statistics().lost == 0)
+    }
+
+    @Test("no route in the next namespace: route lookup, ICMP error sent, drop, and the error matched by its quote")
+    func unreachable() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        try network.run(network.a, "ip", "route", "add", "10.78.0.0/24", "via", network.addressB)
+        try network.run(network.b, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        let id = randomID()
+        let session = try ProbeSession(.init(filter: TraceFilter(
+            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        defer { session.close() }
+        let sender = try EchoSender(in: network.a)
+        try sender.send(to: "10.78.0.1", id: id, sequence: 1)
+        let events = try collect(session) { events in
+            events.contains { $0.hook == .receive && $0.netns == network.inodeA && $0.quoted != nil }
+        }
+        for event in events { print(describe(event, session)) }
+
+        let arrival = try #require(events.first { $0.hook == .receive && $0.packet?.isEchoRequest == true })
+        #expect(arrival.netns == network.inodeB)
+        let lookup = try #require(events.first { $0.hook == .routeLookup && $0.skb == arrival.skb })
+        guard case .route(let route) = lookup.detail else { Issue.record("no route detail"); return }
+        #expect(route.error != 0 && route.tiedToPacket)
+        #expect(lookup.netns == network.inodeB)
+        #expect(lookup.packet?.destination.description == "10.78.0.1")
+
+        let sent = try #require(events.first { $0.hook == .icmpSend })
+        #expect(sent.detail == .icmpSent(type: 3, code: 0))  // destination unreachable, network unreachable
+        #expect(sent.skb == arrival.skb && sent.packet?.icmpID == id)
+
+        let drop = try #require(events.first { $0.hook == .drop && $0.skb == arrival.skb })
+        #expect(session.dropReasons.name(drop.dropReason) == "IP_INNOROUTES")
+
+        let error = try #require(events.first { $0.hook == .receive && $0.netns == network.inodeA && $0.quoted != nil })
+        #expect(error.packet?.icmpType == 3 && error.packet?.source.description == network.addressB)
+        #expect(error.quoted?.icmpID == id && error.quoted?.isEchoRequest == true)
+        #expect(error.quoted?.destination.description == "10.78.0.1")
+        #expect(try session.statistics().lost == 0)
+    }
+
+    @Test("a filter on other namespaces sees nothing of ours")
+    func otherNamespaces() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        let session = try ProbeSession(.init(filter: TraceFilter(namespaces: [1], match: .all)))
+        defer { session.close() }
+        let sender = try EchoSender(in: network.a)
+        try sender.send(to: network.addressB, id: randomID(), sequence: 1)
+        let events = try collect(session, seconds: 0.5) { _ in false }
+        #expect(events.isEmpty)
+    }
+
+    @Test("after the session is released, none of its programs, links or maps is left")
+    func nothingLeftBehind() throws {
+        var objects: ProbeSession.KernelObjects
+        do {
+            let session = try ProbeSession(.init(filter: TraceFilter(match: .icmpEcho(id: randomID()))))
+            objects = session.kernelObjects
+            #expect(objects.programs.count == Hook.allCases.count)
+            #expect(objects.links.count == Hook.allCases.count)
+            #expect(objects.maps.count >= 5)
+            #expect(objects.stillPresent() == objects)
+        }
+        // Program and map memory is freed after an RCU grace period; the ids go at once or soon after.
+        var remaining = objects.stillPresent()
+        for _ in 0..<40 where !remaining.isEmpty {
+            usleep(50_000)
+            remaining = remaining.stillPresent()
+        }
+        #expect(remaining.isEmpty, "left behind: \(remaining)")
+    }
+
+    @Test("capabilities and hooks are checked before loading")
+    func checks() throws {
+        let btf = try KernelBTF()
+        for hook in Hook.allCases { #expect(btf.hasTracepoint(hook.tracepoint), "\(hook.tracepoint)") }
+        #expect(!btf.hasTracepoint("no_such_tracepoint"))
+        let reasons = DropReasons(btf: btf)
+        #expect(reasons.count > 50)
+        for name in ["NETFILTER_DROP", "NO_SOCKET", "IP_INHDR", "NEIGH_FAILED", "IP_INNOROUTES"] {
+            #expect(reasons.value(of: name) != nil, "\(name)")
+        }
+        #expect(reasons.name(reasons.value(of: "NETFILTER_DROP")!) == "NETFILTER_DROP")
+    }
+}
+
+/// One line per event, for the test log.
+func describe(_ event: PacketEvent, _ session: ProbeSession) -> String {
+    var text = "\(event.timestamp) \(event.hook) netns \(event.netns) \(event.ifname)(\(event.ifindex)) skb \(String(event.skb, radix: 16))"
+    if let p = event.packet {
+        text += " v\(p.version) proto \(p.proto) \(p.source) -> \(p.destination) ttl \(p.ttl)"
+        if p.isICMP { text += " icmp \(p.icmpType)/\(p.icmpCode) id \(p.icmpID) seq \(p.icmpSequence)" }
+    }
+    if let q = event.quoted { text += " quoting [\(q.source) -> \(q.destination) icmp \(q.icmpType) id \(q.icmpID)]" }
+    switch event.detail {
+    case .drop: text += " reason \(session.dropReasons.name(event.dropReason))"
+    case .route(let r): text += " table \(r.table) err \(r.error) oif \(r.outputInterface) tied \(r.tiedToPacket)"
+    case .icmpSent(let type, let code): text += " sends icmp \(type)/\(code)"
+    case .neighbour(let n): text += " neigh \(n.address?.description ?? "?") \(n.oldState)->\(n.newState)"
+    case .none: break
+    }
+    return text
+}
