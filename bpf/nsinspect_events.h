@@ -155,6 +155,9 @@ struct nsi_config {
     __u16 port_b;
     __u16 icmp_id;
     __u16 snap_len;       // bytes of each packet to copy into the record, 0 ... NSI_SNAP_LEN
+    __u32 wakeup_bytes;   // 0: wake the reader for every record it is waiting for (the ring buffer's
+                          // adaptive default); else only once this much is waiting, so a flood costs
+                          // one wakeup per batch (the reader then also reads after each poll timeout)
 };
 
 /// Slots of the per-CPU counter map nsi_counters.

@@ -96,7 +96,11 @@ static __always_inline void emit(struct nsi_event *ev)
     if (n > NSI_SNAP_LEN)
         n = NSI_SNAP_LEN;
     __u64 size = offsetof(struct nsi_event, snap) + n;
-    if (bpf_ringbuf_output(&nsi_events, ev, size, 0) == 0)
+    __u64 flags = 0;
+    if (nsi_cfg.wakeup_bytes)
+        flags = bpf_ringbuf_query(&nsi_events, BPF_RB_AVAIL_DATA) >= nsi_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                                          : BPF_RB_NO_WAKEUP;
+    if (bpf_ringbuf_output(&nsi_events, ev, size, flags) == 0)
         count(NSI_COUNTER_EVENTS);
     else
         count(NSI_COUNTER_LOST);
@@ -464,12 +468,14 @@ int BPF_PROG(nsi_icmp_send, const struct sk_buff *skb, int type, int code)
 
 // ---- route lookups --------------------------------------------------------------------------------
 
-/// The packet last received on this CPU, when this lookup is its input route lookup.
+/// The packet last received on this CPU, when this lookup is about it: its input route lookup (input
+/// interface = where it arrived), or one the kernel makes while answering it (no input interface, or
+/// loopback's: ICMP errors, source checks).
 static __always_inline struct nsi_stash *stash_for(__u8 version, const __u8 *daddr, __u32 iif)
 {
     __u32 zero = 0;
     struct nsi_stash *stash = bpf_map_lookup_elem(&nsi_stash, &zero);
-    if (!stash || !stash->skb || stash->ip_version != version || stash->ifindex != iif)
+    if (!stash || !stash->skb || stash->ip_version != version || (iif > 1 && stash->ifindex != iif))
         return 0;
     const __u32 *a = (const __u32 *)daddr;
     const __u32 *s = (const __u32 *)stash->daddr;
@@ -536,31 +542,40 @@ static __always_inline __u8 flow_tos(const struct flowi_common *common)
     return ((const struct flowi_common___tos *)common)->flowic_tos;
 }
 
-SEC("tp_btf/fib_table_lookup")
-int BPF_PROG(nsi_fib, u32 table, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
+/// What IPv4 and IPv6 flows share: protocol, TOS, interfaces, mark; ports or ICMP type from `uli`.
+static __always_inline struct nsi_event *fib_event(__u32 hook, __u8 version, const struct flowi_common *common,
+                                                   const union flowi_uli *uli)
 {
-    struct nsi_event *ev = scratch(NSI_HOOK_FIB);
+    struct nsi_event *ev = scratch(hook);
     if (!ev)
         return 0;
     struct nsi_packet *p = &ev->packet;
-    p->ip_version = 4;
-    p->protocol = flp->__fl_common.flowic_proto;
-    p->tos = flow_tos(&flp->__fl_common);
+    p->ip_version = version;
+    p->protocol = common->flowic_proto;
+    p->tos = flow_tos(common);
+    flow_l4(p, uli);
+    ev->detail.fib.flow_iif = common->flowic_iif;
+    ev->detail.fib.flow_oif = common->flowic_oif;
+    ev->mark = common->flowic_mark;
+    return ev;
+}
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(nsi_fib, u32 table, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
+{
+    struct nsi_event *ev = fib_event(NSI_HOOK_FIB, 4, &flp->__fl_common, &flp->uli);
+    if (!ev)
+        return 0;
     __u32 saddr = flp->saddr, daddr = flp->daddr;
-    __builtin_memcpy(p->saddr, &saddr, 4);
-    __builtin_memcpy(p->daddr, &daddr, 4);
-    flow_l4(p, &flp->uli);
-    __u32 iif = flp->__fl_common.flowic_iif;
-    ev->detail.fib.flow_iif = iif;
-    ev->detail.fib.flow_oif = flp->__fl_common.flowic_oif;
+    __builtin_memcpy(ev->packet.saddr, &saddr, 4);
+    __builtin_memcpy(ev->packet.daddr, &daddr, 4);
     ev->detail.fib.table = table;
     ev->detail.fib.err = err;
-    ev->mark = flp->__fl_common.flowic_mark;
     fib_nexthop(ev, nhc);
 
     __u32 netns = nhc ? netns_of_dev(nhc->nhc_dev) : 0;
     barrier_var(netns);
-    if (!fib_wanted(ev, stash_for(4, p->daddr, iif), netns))
+    if (!fib_wanted(ev, stash_for(4, ev->packet.daddr, ev->detail.fib.flow_iif), netns))
         return 0;
     emit(ev);
     return 0;
@@ -582,31 +597,22 @@ SEC("tp_btf/fib6_table_lookup")
 int BPF_PROG(nsi_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table,
              const struct flowi6 *flp)
 {
-    struct nsi_event *ev = scratch(NSI_HOOK_FIB6);
+    struct nsi_event *ev = fib_event(NSI_HOOK_FIB6, 6, &flp->__fl_common, &flp->uli);
     if (!ev)
         return 0;
-    struct nsi_packet *p = &ev->packet;
-    p->ip_version = 6;
-    p->protocol = flp->__fl_common.flowic_proto;
-    p->tos = flow_tos(&flp->__fl_common);
-    bpf_probe_read_kernel(p->saddr, 16, &flp->saddr);
-    bpf_probe_read_kernel(p->daddr, 16, &flp->daddr);
-    flow_l4(p, &flp->uli);
-    __u32 iif = flp->__fl_common.flowic_iif;
-    ev->detail.fib.flow_iif = iif;
-    ev->detail.fib.flow_oif = flp->__fl_common.flowic_oif;
+    bpf_probe_read_kernel(ev->packet.saddr, 16, &flp->saddr);
+    bpf_probe_read_kernel(ev->packet.daddr, 16, &flp->daddr);
     ev->detail.fib.table = table ? table->tb6_id : 0;
     __u8 type = res->fib6_type;
     ev->detail.fib.route_type = type;
     ev->detail.fib.err = rt6_type_error(type);
-    ev->mark = flp->__fl_common.flowic_mark;
     struct fib6_nh *nh = res->nh;
     if (nh)
         fib_nexthop(ev, &nh->nh_common);
 
     __u32 netns = net->ns.inum;
     barrier_var(netns);  // keep this load apart from the stash's: one load insn for two pointer kinds is refused
-    if (!fib_wanted(ev, stash_for(6, p->daddr, iif), netns))
+    if (!fib_wanted(ev, stash_for(6, ev->packet.daddr, ev->detail.fib.flow_iif), netns))
         return 0;
     emit(ev);
     return 0;

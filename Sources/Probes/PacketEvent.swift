@@ -57,14 +57,27 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 }
 
-/// An IPv4 or IPv6 address as the kernel side carries it: network-order bytes (4 or 16).
+/// An IPv4 or IPv6 address as the kernel side carries it: network-order bytes (4 or 16), stored inline so
+/// decoding an event allocates nothing for its addresses.
 public struct PacketAddress: Hashable, Sendable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    /// The 16 bytes of the event field, big-endian in two words (IPv4: the first 4 bytes, the rest zero).
+    private let high: UInt64
+    private let low: UInt64
+    /// 4 or 6.
+    public let version: UInt8
 
     /// From 4 (IPv4) or 16 (IPv6) network-order bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        self.bytes = Array(bytes)
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: bytes) }
+        self.init(words: words, version: bytes.count == 4 ? 4 : 6)
+    }
+
+    private init(words: (UInt64, UInt64), version: UInt8) {
+        high = UInt64(bigEndian: words.0)
+        low = UInt64(bigEndian: words.1)
+        self.version = version
     }
 
     /// Parses text with inet_pton (dotted quad or IPv6).
@@ -72,24 +85,31 @@ public struct PacketAddress: Hashable, Sendable, CustomStringConvertible {
         var storage = [UInt8](repeating: 0, count: 16)
         let family = text.contains(":") ? AF_INET6 : AF_INET
         guard inet_pton(family, text, &storage) == 1 else { return nil }
-        bytes = Array(storage.prefix(family == AF_INET ? 4 : 16))
-    }
-
-    public var version: UInt8 { bytes.count == 4 ? 4 : 6 }
-
-    /// inet_ntop's text.
-    public var description: String {
-        var text = [CChar](repeating: 0, count: 64)
-        let family = bytes.count == 4 ? AF_INET : AF_INET6
-        guard inet_ntop(family, bytes, &text, 64) != nil else { return "?" }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.init(bytes: storage.prefix(family == AF_INET ? 4 : 16))
     }
 
     /// From a 16-byte field of an event: the first 4 bytes for IPv4.
     init?<T>(field: T, version: UInt8) {
-        let count = version == 4 ? 4 : version == 6 ? 16 : 0
-        guard count > 0 else { return nil }
-        self = withUnsafeBytes(of: field) { PacketAddress(bytes: $0.prefix(count))! }
+        guard version == 4 || version == 6, MemoryLayout<T>.size == 16 else { return nil }
+        var words = withUnsafeBytes(of: field) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+        if version == 4 { withUnsafeMutableBytes(of: &words) { $0[4...].initializeMemory(as: UInt8.self, repeating: 0) } }
+        self.init(words: words, version: version)
+    }
+
+    /// The network-order bytes: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        let words = (high.bigEndian, low.bigEndian)
+        return withUnsafeBytes(of: words) { Array($0.prefix(version == 4 ? 4 : 16)) }
+    }
+
+    /// inet_ntop's text.
+    public var description: String {
+        var text = [CChar](repeating: 0, count: 64)
+        let family = version == 4 ? AF_INET : AF_INET6
+        let words = (high.bigEndian, low.bigEndian)
+        let ok = withUnsafeBytes(of: words) { inet_ntop(family, $0.baseAddress, &text, 64) != nil }
+        guard ok else { return "?" }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -21,11 +21,17 @@ public final class ProbeSession {
         public var hooks: Set<Hook>
         /// Ring buffer bytes, rounded up to a power of two (at least one page).
         public var ringBufferSize: Int
+        /// The reader is woken once this many bytes wait (one wakeup per batch under load, instead of
+        /// one per record); fewer are read at the end of each poll's timeout. 0: wake for every record.
+        /// Default: 1/32 of the ring buffer.
+        public var wakeupBytes: Int?
 
-        public init(filter: TraceFilter, hooks: Set<Hook> = Set(Hook.allCases), ringBufferSize: Int = Int(NSI_RINGBUF_SIZE)) {
+        public init(filter: TraceFilter, hooks: Set<Hook> = Set(Hook.allCases), ringBufferSize: Int = Int(NSI_RINGBUF_SIZE),
+                    wakeupBytes: Int? = nil) {
             self.filter = filter
             self.hooks = hooks
             self.ringBufferSize = ringBufferSize
+            self.wakeupBytes = wakeupBytes
         }
     }
 
@@ -114,14 +120,16 @@ public final class ProbeSession {
                 warnings.append("tp_btf/\(hook.tracepoint) is not available in this kernel: no \(hook) events")
             }
         }
-        let config = try options.filter.encoded()
+        var config = try options.filter.encoded()
+        let ringBufferBytes = ProbeSession.ringBufferBytes(options.ringBufferSize)
+        config.wakeup_bytes = UInt32(clamping: options.wakeupBytes ?? Int(ringBufferBytes / 32))
         startup.check = clock.lap()
 
         // Open and configure.
         let object = try BPFObject(image: try EmbeddedBPF.object(EmbeddedBPF.trace), name: "nsinspect_trace")
         self.object = object
         try object.setReadOnlyGlobal("nsi_cfg", to: config)
-        try object.map(named: "nsi_events")?.setMaxEntries(ProbeSession.ringBufferBytes(options.ringBufferSize))
+        try object.map(named: "nsi_events")?.setMaxEntries(ringBufferBytes)
         if options.filter.namespaces.count > 4096 {
             try object.map(named: "nsi_netns")?.setMaxEntries(UInt32(options.filter.namespaces.count))
         }

@@ -35,9 +35,11 @@ public final class RingBufferReader {
 
     /// Waits up to `timeoutMilliseconds` for records and hands each to `body`. Returns how many were read;
     /// 0 on timeout and when a signal interrupted the wait (EINTR: the caller checks its stop flag).
+    /// Records the producer wrote without waking the reader (BPF_RB_NO_WAKEUP) are read after the wait.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32, _ body: (UnsafeRawBufferPointer) -> Void) throws(OperationError) -> Int {
-        try run(body) { ring_buffer__poll($0, timeoutMilliseconds) }
+        let woken = try run(body) { ring_buffer__poll($0, timeoutMilliseconds) }
+        return woken + (try run(body) { ring_buffer__consume($0) })
     }
 
     /// Reads what is already there without waiting (ring_buffer__consume): the last drain before stopping.

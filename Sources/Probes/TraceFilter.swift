@@ -61,33 +61,17 @@ public enum PacketMatch: Equatable, Sendable {
                 throw OperationError("trace", "filter", "a flow probe is UDP or TCP (protocol \(flow.proto))")
             }
             config.match = UInt8(NSI_MATCH_FLOW.rawValue)
-            config.protocol = flow.proto
-            config.flags |= NSI_CF_PROTOCOL.rawValue
+            config.set(\.protocol, flow.proto, NSI_CF_PROTOCOL)
             config.setAddresses(flow.source, flow.destination)
-            if let port = flow.sourcePort {
-                config.port_a = port
-                config.flags |= NSI_CF_PORT_A.rawValue
-            }
-            if let port = flow.destinationPort {
-                config.port_b = port
-                config.flags |= NSI_CF_PORT_B.rawValue
-            }
+            config.set(\.port_a, flow.sourcePort, NSI_CF_PORT_A)
+            config.set(\.port_b, flow.destinationPort, NSI_CF_PORT_B)
         case .passive(let filter):
             guard filter.hosts.count <= 2 else { throw OperationError("trace", "filter", "at most two hosts") }
             config.match = UInt8(NSI_MATCH_PASSIVE.rawValue)
-            if let proto = filter.proto {
-                config.protocol = proto
-                config.flags |= NSI_CF_PROTOCOL.rawValue
-            }
+            config.set(\.protocol, filter.proto, NSI_CF_PROTOCOL)
             config.setAddresses(filter.hosts.first, filter.hosts.dropFirst().first)
-            if let port = filter.port {
-                config.port_a = port
-                config.flags |= NSI_CF_PORT_A.rawValue
-            }
-            if let id = filter.icmpID {
-                config.icmp_id = id
-                config.flags |= NSI_CF_ICMP_ID.rawValue
-            }
+            config.set(\.port_a, filter.port, NSI_CF_PORT_A)
+            config.set(\.icmp_id, filter.icmpID, NSI_CF_ICMP_ID)
         }
     }
 }
@@ -129,6 +113,13 @@ public struct PassiveFilter: Equatable, Sendable {
 }
 
 extension nsi_config {
+    /// Sets a field and the flag that says it is set; nil leaves both alone (a wildcard).
+    fileprivate mutating func set<T>(_ field: WritableKeyPath<nsi_config, T>, _ value: T?, _ flag: nsi_config_flags) {
+        guard let value else { return }
+        self[keyPath: field] = value
+        flags |= flag.rawValue
+    }
+
     /// Sets addr_a / addr_b with their versions and flags.
     fileprivate mutating func setAddresses(_ a: PacketAddress?, _ b: PacketAddress?) {
         if let a {

@@ -203,7 +203,7 @@ struct DecoderTests {
         #expect(PacketEvent.headerSize == 200)
         #expect(MemoryLayout<nsi_event>.size == 328)
         #expect(MemoryLayout<nsi_packet>.size == 52)
-        #expect(MemoryLayout<nsi_config>.size == 48)
+        #expect(MemoryLayout<nsi_config>.size == 52)
     }
 
     @Test("addresses parse and print through inet_pton/inet_ntop")

@@ -16,6 +16,11 @@ func collect(_ session: ProbeSession, seconds: Double = 3, until done: ([PacketE
     return events
 }
 
+/// A session on both namespaces of `network`, for ICMP echoes with this id.
+func echoSession(_ network: TestNetwork, id: UInt16) throws -> ProbeSession {
+    try ProbeSession(.init(filter: TraceFilter(namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+}
+
 /// A random ICMP id, so a test's probes share their identity with no other traffic.
 func randomID() -> UInt16 { UInt16.random(in: 0x1000...0xfff0) }
 
@@ -29,14 +34,13 @@ struct KernelTests {
         let network = try TestNetwork()
         defer { network.remove() }
         let id = randomID()
-        let session = try ProbeSession(.init(filter: TraceFilter(
-            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        let session = try echoSession(network, id: id)
         defer { session.close() }
         print("ready in \(Double(session.startup.total) / 1e6) ms (check \(session.startup.check / 1_000_000), open \(session.startup.open / 1_000_000), load \(session.startup.load / 1_000_000), attach \(session.startup.attach / 1_000_000)); hooks \(session.attachedHooks); warnings \(session.warnings)")
         #expect(Set(session.attachedHooks) == Set(Hook.allCases))
 
-        let sender = try EchoSender(in: network.a)
-        try sender.send(to: network.addressB, id: id, sequence: 1)
+        let sender = try ProbeSocket.icmp(in: network.a)
+        try sender.sendEcho(to: network.addressB, id: id, sequence: 1)
         let events = try collect(session) { events in
             events.contains { $0.hook == .receive && $0.netns == network.inodeA && $0.packet?.isEchoReply == true }
         }
@@ -91,11 +95,10 @@ struct KernelTests {
             }
             """)
         let id = randomID()
-        let session = try ProbeSession(.init(filter: TraceFilter(
-            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        let session = try echoSession(network, id: id)
         defer { session.close() }
-        let sender = try EchoSender(in: network.a)
-        try sender.send(to: network.addressB, id: id, sequence: 7)
+        let sender = try ProbeSocket.icmp(in: network.a)
+        try sender.sendEcho(to: network.addressB, id: id, sequence: 7)
         let events = try collect(session) { events in events.contains { $0.hook == .drop } }
         for event in events { print(describe(event, session)) }
 
@@ -117,11 +120,10 @@ struct KernelTests {
         try network.run(network.a, "ip", "route", "add", "10.78.0.0/24", "via", network.addressB)
         try network.run(network.b, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         let id = randomID()
-        let session = try ProbeSession(.init(filter: TraceFilter(
-            namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id))))
+        let session = try echoSession(network, id: id)
         defer { session.close() }
-        let sender = try EchoSender(in: network.a)
-        try sender.send(to: "10.78.0.1", id: id, sequence: 1)
+        let sender = try ProbeSocket.icmp(in: network.a)
+        try sender.sendEcho(to: "10.78.0.1", id: id, sequence: 1)
         let events = try collect(session) { events in
             events.contains { $0.hook == .receive && $0.netns == network.inodeA && $0.quoted != nil }
         }
@@ -149,14 +151,87 @@ struct KernelTests {
         #expect(try session.statistics().lost == 0)
     }
 
+    @Test("a UDP probe matched by its 5-tuple and by a passive filter, with the port unreachable it causes")
+    func udpFlow() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        let socket = try ProbeSocket.udp(in: network.a)
+        let port = try socket.bind(to: network.addressA)
+        let namespaces: Set<UInt32> = [network.inodeA, network.inodeB]
+        let flow = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .flow(FlowIdentity(
+            proto: PacketHeaders.udp, source: PacketAddress(network.addressA), sourcePort: port,
+            destination: PacketAddress(network.addressB), destinationPort: 33434)))))
+        defer { flow.close() }
+        let passive = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .passive(PassiveFilter(
+            proto: PacketHeaders.udp, hosts: [PacketAddress(network.addressB)!], port: 33434)))))
+        defer { passive.close() }
+        // A flow that differs only in its source port must not show.
+        let other = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .flow(FlowIdentity(
+            proto: PacketHeaders.udp, sourcePort: port &+ 1, destinationPort: 33434)))))
+        defer { other.close() }
+
+        try socket.send(Array("probe".utf8), to: network.addressB, port: 33434)
+        for session in [flow, passive] {
+            let events = try collect(session) { events in events.contains { $0.hook == .receive && $0.quoted != nil } }
+            for event in events { print(describe(event, session)) }
+            let sent = try #require(events.first { $0.hook == .transmit && $0.packet?.proto == PacketHeaders.udp })
+            #expect(sent.netns == network.inodeA)
+            #expect(sent.packet?.sourcePort == port && sent.packet?.destinationPort == 33434)
+            #expect(sent.packet?.ttl == 64)
+            let icmp = try #require(events.first { $0.hook == .icmpSend })
+            #expect(icmp.detail == .icmpSent(type: 3, code: 3) && icmp.netns == network.inodeB)
+            let drop = try #require(events.first { $0.hook == .drop })
+            #expect(session.dropReasons.name(drop.dropReason) == "NO_SOCKET")
+            let error = try #require(events.first { $0.hook == .receive && $0.quoted != nil })
+            #expect(error.netns == network.inodeA)
+            #expect(error.packet?.icmpType == 3 && error.packet?.icmpCode == 3)
+            #expect(error.quoted?.proto == PacketHeaders.udp && error.quoted?.sourcePort == port)
+            #expect(error.quoted?.destinationPort == 33434)
+        }
+        // (Neighbour updates are filtered by namespace only.)
+        let unrelated = try collect(other, seconds: 0.2) { _ in false }.filter { $0.hook != .neighbour }
+        for event in unrelated { print("unrelated: " + describe(event, other)) }
+        #expect(unrelated.isEmpty)
+    }
+
+    @Test("an ICMPv6 echo: hop limit, 16-byte addresses and IPv6 route lookups")
+    func ipv6Echo() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        let id = randomID()
+        let session = try echoSession(network, id: id)
+        defer { session.close() }
+        let sender = try ProbeSocket.icmpv6(in: network.a)
+        try sender.sendEcho(to: network.address6B, id: id, sequence: 5)
+        // Neighbour discovery waits for the link-local address's DAD (about a second).
+        let events = try collect(session, seconds: 5) { events in
+            events.contains { $0.hook == .receive && $0.netns == network.inodeA && $0.packet?.isEchoReply == true }
+        }
+        for event in events { print(describe(event, session)) }
+        let request = try #require(events.first { $0.hook == .transmit && $0.packet?.isEchoRequest == true })
+        #expect(request.netns == network.inodeA && request.ifname == network.interfaceA)
+        #expect(request.packet?.version == 6 && request.packet?.ttl == 64)
+        #expect(request.packet?.source.description == network.address6A)
+        #expect(request.packet?.destination.description == network.address6B)
+        #expect(request.packet?.icmpID == id && request.packet?.icmpSequence == 5)
+        #expect(request.snapshot.first.map { $0 >> 4 } == 6)
+        let arrival = try #require(events.first { $0.hook == .receive && $0.packet?.isEchoRequest == true })
+        #expect(arrival.netns == network.inodeB && arrival.skb == request.skb)
+        let reply = try #require(events.first { $0.hook == .receive && $0.packet?.isEchoReply == true })
+        #expect(reply.netns == network.inodeA && reply.packet?.icmpID == id)
+        let lookup = try #require(events.first { $0.hook == .routeLookup6 && $0.skb == arrival.skb })
+        #expect(lookup.netns == network.inodeB)
+        #expect(lookup.packet?.destination.description == network.address6B)
+    }
+
     @Test("a filter on other namespaces sees nothing of ours")
     func otherNamespaces() throws {
         let network = try TestNetwork()
         defer { network.remove() }
         let session = try ProbeSession(.init(filter: TraceFilter(namespaces: [1], match: .all)))
         defer { session.close() }
-        let sender = try EchoSender(in: network.a)
-        try sender.send(to: network.addressB, id: randomID(), sequence: 1)
+        let sender = try ProbeSocket.icmp(in: network.a)
+        try sender.sendEcho(to: network.addressB, id: randomID(), sequence: 1)
         let events = try collect(session, seconds: 0.5) { _ in false }
         #expect(events.isEmpty)
     }
