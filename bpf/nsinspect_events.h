@@ -26,7 +26,9 @@ enum nsi_hook {
     NSI_HOOK_FIB6 = 5,      // tp_btf/fib6_table_lookup: an IPv6 route lookup (detail.fib)
     NSI_HOOK_ICMP_SEND = 6, // tp_btf/icmp_send: the kernel answers this packet with an ICMP error (detail.icmp)
     NSI_HOOK_NEIGH = 7,     // tp_btf/neigh_update: an ARP/NDP entry changes (detail.neigh; no packet)
-    NSI_HOOK_COUNT = 8,
+    NSI_HOOK_TCX_INGRESS = 8, // tcx ingress of one interface (before netfilter and routing)
+    NSI_HOOK_TCX_EGRESS = 9,  // tcx egress of one interface (before the queueing discipline)
+    NSI_HOOK_COUNT = 10,
 };
 
 /// nsi_event.flags

@@ -2,7 +2,8 @@
 // nsinspect's packet tracer: where a packet leaves and enters interfaces (net_dev_start_xmit,
 // netif_receive_skb), where the kernel drops it and why (kfree_skb), which route it chose
 // (fib_table_lookup, fib6_table_lookup), which ICMP errors it caused (icmp_send), and ARP/NDP changes
-// (neigh_update). All hooks are tp_btf: no kprobes, no tracefs. Filtering happens here, before anything is
+// (neigh_update). All hooks are tp_btf: no kprobes, no tracefs; optional tcx programs watch chosen
+// interfaces (attached by user space inside their namespace). Filtering happens here, before anything is
 // copied: a set of namespace inodes (map nsi_netns) and a packet match (read-only config nsi_cfg).
 // Records go to the ring buffer nsi_events; what it cannot take is counted in nsi_counters.
 //
@@ -74,6 +75,9 @@ struct {
     __type(key, __u32);
     __type(value, struct nsi_stash);
 } nsi_stash SEC(".maps");
+
+/// The kernel's sk_buff behind a tc program's context (kfunc, Linux 6.3).
+extern void *bpf_cast_to_kern_ctx(void *ctx) __ksym;
 
 /// Kernels before 6.13 kept the flow's TOS byte instead of its DSCP.
 struct flowi_common___tos {
@@ -464,6 +468,27 @@ int BPF_PROG(nsi_icmp_send, const struct sk_buff *skb, int type, int code)
     ev->detail.icmp.code = code;
     emit(ev);
     return 0;
+}
+
+// ---- tcx: per-interface hooks, loaded only when an interface is asked for ------------------------
+
+/// Both directions return TCX_NEXT: the tracer never changes what happens to a packet.
+SEC("tc")
+int nsi_tcx_ingress(struct __sk_buff *ctx)
+{
+    struct nsi_event *ev = handle_skb(bpf_cast_to_kern_ctx(ctx), NSI_HOOK_TCX_INGRESS);
+    if (ev)
+        emit(ev);
+    return TCX_NEXT;
+}
+
+SEC("tc")
+int nsi_tcx_egress(struct __sk_buff *ctx)
+{
+    struct nsi_event *ev = handle_skb(bpf_cast_to_kern_ctx(ctx), NSI_HOOK_TCX_EGRESS);
+    if (ev)
+        emit(ev);
+    return TCX_NEXT;
 }
 
 // ---- route lookups --------------------------------------------------------------------------------

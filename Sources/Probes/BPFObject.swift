@@ -237,7 +237,10 @@ public final class BPFLink {
     public var fd: Int32 { pointer.map { bpf_link__fd($0) } ?? -1 }
 
     /// The kernel's id of the link, while attached.
-    public var id: UInt32? {
+    public var id: UInt32? { BPFLink.id(ofLink: fd) }
+
+    /// The id of a link descriptor (bpf_obj_get_info_by_fd).
+    static func id(ofLink fd: Int32) -> UInt32? {
         var info = bpf_link_info()
         var length = UInt32(MemoryLayout<bpf_link_info>.size)
         guard fd >= 0, bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else { return nil }

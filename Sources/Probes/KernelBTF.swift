@@ -33,6 +33,16 @@ public final class KernelBTF: @unchecked Sendable {
         btf__find_by_name_kind(pointer, "btf_trace_" + name, UInt32(BTF_KIND_TYPEDEF as Int)) > 0
     }
 
+    /// Whether the kernel has a function (kfuncs such as bpf_cast_to_kern_ctx are BTF functions).
+    public func hasFunction(_ name: String) -> Bool {
+        btf__find_by_name_kind(pointer, name, UInt32(BTF_KIND_FUNC as Int)) > 0
+    }
+
+    /// Whether an enum has a value of this name (BPF_TCX_INGRESS in bpf_attach_type: tcx links, 6.6).
+    public func hasEnumValue(_ enumName: String, _ valueName: String) -> Bool {
+        enumValues(enumName)?.contains { $0.name == valueName } ?? false
+    }
+
     /// The names and values of an enum type (32- or 64-bit), or nil when the kernel has no such enum.
     public func enumValues(_ name: String) -> [(name: String, value: UInt64)]? {
         var id = btf__find_by_name_kind(pointer, name, UInt32(BTF_KIND_ENUM as Int))

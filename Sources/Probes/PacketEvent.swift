@@ -13,9 +13,14 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case routeLookup6 = 5  // NSI_HOOK_FIB6
     case icmpSend = 6      // NSI_HOOK_ICMP_SEND
     case neighbour = 7     // NSI_HOOK_NEIGH
+    case tcxIngress = 8    // NSI_HOOK_TCX_INGRESS: one interface, chosen with ProbeSession.Options.interfaces
+    case tcxEgress = 9     // NSI_HOOK_TCX_EGRESS
 
-    /// The tracepoint (tp_btf/<name>).
-    public var tracepoint: String {
+    /// The hooks on tracepoints (every interface of every namespace, filtered in the kernel).
+    public static let tracepointHooks: [Hook] = allCases.filter { $0.tracepoint != nil }
+
+    /// The tracepoint (tp_btf/<name>); nil for the per-interface tcx hooks.
+    public var tracepoint: String? {
         switch self {
         case .transmit: "net_dev_start_xmit"
         case .receive: "netif_receive_skb"
@@ -24,6 +29,7 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .routeLookup6: "fib6_table_lookup"
         case .icmpSend: "icmp_send"
         case .neighbour: "neigh_update"
+        case .tcxIngress, .tcxEgress: nil
         }
     }
 
@@ -37,13 +43,15 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .routeLookup6: "nsi_fib6"
         case .icmpSend: "nsi_icmp_send"
         case .neighbour: "nsi_neigh"
+        case .tcxIngress: "nsi_tcx_ingress"
+        case .tcxEgress: "nsi_tcx_egress"
         }
     }
 
     /// Hooks a trace cannot do without; the others degrade with a warning when the kernel lacks them.
     public var isRequired: Bool { self == .transmit || self == .receive || self == .drop }
 
-    /// Short names for output: xmit, recv, drop, fib, fib6, icmp_send, neigh.
+    /// Short names for output: xmit, recv, drop, fib, fib6, icmp_send, neigh, tcx_ingress, tcx_egress.
     public var description: String {
         switch self {
         case .transmit: "xmit"
@@ -53,6 +61,8 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .routeLookup6: "fib6"
         case .icmpSend: "icmp_send"
         case .neighbour: "neigh"
+        case .tcxIngress: "tcx_ingress"
+        case .tcxEgress: "tcx_egress"
         }
     }
 }
@@ -289,7 +299,7 @@ public struct PacketEvent: Equatable, Sendable {
                 address: PacketAddress(field: n.addr, version: n.ip_version),
                 linkAddress: withUnsafeBytes(of: n.lladdr) { Array($0.prefix(length)) },
                 oldState: n.old_state, newState: n.new_state, flags: n.update_flags))
-        case .transmit, .receive:
+        case .transmit, .receive, .tcxIngress, .tcxEgress:
             detail = .none
         }
     }

@@ -16,9 +16,11 @@ import Synchronization
 public final class ProbeSession {
     public struct Options: Sendable {
         public var filter: TraceFilter
-        /// Hooks to attach; the required ones (xmit, recv, drop) fail the session when the kernel lacks
-        /// them, the others only warn.
+        /// Tracepoint hooks to attach; the required ones (xmit, recv, drop) fail the session when the
+        /// kernel lacks them, the others only warn.
         public var hooks: Set<Hook>
+        /// Interfaces to watch with tcx programs as well (events `tcxIngress`/`tcxEgress`).
+        public var interfaces: [InterfaceHook]
         /// Ring buffer bytes, rounded up to a power of two (at least one page).
         public var ringBufferSize: Int
         /// The reader is woken once this many bytes wait (one wakeup per batch under load, instead of
@@ -26,13 +28,29 @@ public final class ProbeSession {
         /// Default: 1/32 of the ring buffer.
         public var wakeupBytes: Int?
 
-        public init(filter: TraceFilter, hooks: Set<Hook> = Set(Hook.allCases), ringBufferSize: Int = Int(NSI_RINGBUF_SIZE),
-                    wakeupBytes: Int? = nil) {
+        public init(filter: TraceFilter, hooks: Set<Hook> = Set(Hook.tracepointHooks), interfaces: [InterfaceHook] = [],
+                    ringBufferSize: Int = Int(NSI_RINGBUF_SIZE), wakeupBytes: Int? = nil) {
             self.filter = filter
             self.hooks = hooks
+            self.interfaces = interfaces
             self.ringBufferSize = ringBufferSize
             self.wakeupBytes = wakeupBytes
         }
+    }
+
+    /// An interface to watch with a tcx program, in its namespace.
+    public struct InterfaceHook: Sendable {
+        public var namespace: NamespaceHandle
+        public var interface: String
+        public var direction: TCXLink.Direction
+
+        public init(_ interface: String, in namespace: NamespaceHandle, _ direction: TCXLink.Direction) {
+            self.namespace = namespace
+            self.interface = interface
+            self.direction = direction
+        }
+
+        var hook: Hook { direction == .ingress ? .tcxIngress : .tcxEgress }
     }
 
     /// How long each step of the start took, in nanoseconds (the trace's "ready" time is `total`).
@@ -86,8 +104,10 @@ public final class ProbeSession {
 
     public let filter: TraceFilter
     public let dropReasons: DropReasons
-    /// Hooks attached, in attach order.
+    /// Tracepoint hooks attached, in attach order.
     public private(set) var attachedHooks: [Hook] = []
+    /// Programs loaded (tracepoints and tcx), for the statistics.
+    private var loadedHooks: [Hook] = []
     /// Optional hooks that could not be used, one sentence each.
     public private(set) var warnings: [String] = []
     public private(set) var startup = Startup()
@@ -97,6 +117,7 @@ public final class ProbeSession {
     private var object: BPFObject?
     private var reader: RingBufferReader?
     private var links: [BPFLink] = []
+    private var interfaceLinks: [TCXLink] = []
     private var undecodable: UInt64 = 0
 
     /// Checks privileges and hooks, opens, configures, loads and attaches. On failure everything created so
@@ -106,20 +127,18 @@ public final class ProbeSession {
         var clock = Stopwatch()
 
         // Check: privileges and hooks first, so the error names what is missing (retis's can_run).
-        try Capability.require([.bpf, .perfmon], for: "trace")
+        try Capability.require(options.interfaces.isEmpty ? [.bpf, .perfmon] : [.bpf, .perfmon, .netAdmin], for: "trace")
         let btf = try KernelBTF()
         dropReasons = DropReasons(btf: btf)
-        var hooks: [Hook] = []
-        for hook in Hook.allCases where options.hooks.contains(hook) {
-            if btf.hasTracepoint(hook.tracepoint) {
-                hooks.append(hook)
-            } else if hook.isRequired {
-                throw OperationError("trace", "tp_btf/\(hook.tracepoint)",
-                                     "the kernel has no BTF tracepoint \(hook.tracepoint), which tracing needs")
-            } else {
-                warnings.append("tp_btf/\(hook.tracepoint) is not available in this kernel: no \(hook) events")
+        let hooks: [Hook]
+        (hooks, warnings) = try ProbeSession.usableHooks(options.hooks, kernelHas: btf.hasTracepoint)
+        if !options.interfaces.isEmpty {
+            guard btf.hasEnumValue("bpf_attach_type", "BPF_TCX_INGRESS"), btf.hasFunction("bpf_cast_to_kern_ctx") else {
+                throw OperationError("trace", "tcx", "watching an interface needs tcx links (Linux 6.6)")
             }
         }
+        let interfaceHooks = Set(options.interfaces.map(\.hook))
+        loadedHooks = hooks + Hook.allCases.filter(interfaceHooks.contains)
         var config = try options.filter.encoded()
         let ringBufferBytes = ProbeSession.ringBufferBytes(options.ringBufferSize)
         config.wakeup_bytes = UInt32(clamping: options.wakeupBytes ?? Int(ringBufferBytes / 32))
@@ -134,7 +153,7 @@ public final class ProbeSession {
             try object.map(named: "nsi_netns")?.setMaxEntries(UInt32(options.filter.namespaces.count))
         }
         for hook in Hook.allCases {
-            try program(object, hook).setAutoload(hooks.contains(hook))
+            try program(object, hook).setAutoload(loadedHooks.contains(hook))
         }
         startup.open = clock.lap()
 
@@ -155,19 +174,46 @@ public final class ProbeSession {
                 links.append(try program(object, hook).attach())
                 attachedHooks.append(hook)
             } catch where !hook.isRequired {
-                warnings.append("tp_btf/\(hook.tracepoint) did not attach (\(error.reason)): no \(hook) events")
+                warnings.append("tp_btf/\(hook.tracepoint ?? "") did not attach (\(error.reason)): no \(hook) events")
             }
+        }
+        for request in options.interfaces {
+            interfaceLinks.append(try TCXLink(program: try program(object, request.hook), interface: request.interface,
+                                              direction: request.direction, in: request.namespace))
         }
         startup.attach = clock.lap()
     }
 
     deinit { close() }
 
-    /// Detaches in reverse order: the links (last attached first), the reader, then the object with its
-    /// programs and maps. Idempotent.
+    /// The requested tracepoint hooks the kernel has (retis's can_run): a missing required hook is an
+    /// error naming it, a missing optional one a warning.
+    static func usableHooks(_ requested: Set<Hook>, kernelHas: (String) -> Bool)
+        throws(OperationError) -> (hooks: [Hook], warnings: [String])
+    {
+        var hooks: [Hook] = []
+        var warnings: [String] = []
+        for hook in Hook.tracepointHooks where requested.contains(hook) {
+            let tracepoint = hook.tracepoint ?? ""
+            if kernelHas(tracepoint) {
+                hooks.append(hook)
+            } else if hook.isRequired {
+                throw OperationError("trace", "tp_btf/\(tracepoint)",
+                                     "the kernel has no BTF tracepoint \(tracepoint), which tracing needs")
+            } else {
+                warnings.append("tp_btf/\(tracepoint) is not available in this kernel: no \(hook) events")
+            }
+        }
+        return (hooks, warnings)
+    }
+
+    /// Detaches in reverse order: the tcx links, the tracepoint links (last attached first), the reader,
+    /// then the object with its programs and maps. Idempotent.
     public func close() {
+        while let link = interfaceLinks.popLast() { link.detach() }
         while let link = links.popLast() { link.detach() }
         attachedHooks.removeAll()
+        loadedHooks.removeAll()
         reader = nil
         object = nil
     }
@@ -202,13 +248,21 @@ public final class ProbeSession {
         if let event = try? PacketEvent(decoding: record) { body(event) } else { undecodable += 1 }
     }
 
+    /// Adds a namespace of interest while tracing (bpf_map_update_elem on nsi_netns). Only for a filter
+    /// that names namespaces: one that traces every namespace already sees it.
+    public func addNamespace(_ inode: UInt32) throws(OperationError) {
+        guard !filter.namespaces.isEmpty else { return }
+        guard let map = object?.map(named: "nsi_netns") else { throw OperationError("trace", "namespaces", "the session is closed") }
+        try map.update(inode, UInt8(1))
+    }
+
     /// The kernel's counters: events written, events lost, program runs skipped.
     public func statistics() throws(OperationError) -> Statistics {
         guard let object, let counters = object.map(named: "nsi_counters") else {
             throw OperationError("trace", "statistics", "the session is closed")
         }
         var missed: UInt64 = 0
-        for hook in attachedHooks {
+        for hook in loadedHooks {
             missed &+= try program(object, hook).info?.recursion_misses ?? 0
         }
         return Statistics(events: try counters.perCPUSum(UInt32(NSI_COUNTER_EVENTS.rawValue)),
@@ -222,7 +276,7 @@ public final class ProbeSession {
         let programs = object.programs.filter { $0.fd >= 0 }.compactMap { $0.info?.id }
         let maps = ["nsi_events", "nsi_netns", "nsi_scratch", "nsi_counters", "nsi_stash", ".rodata"]
             .compactMap { object.map(named: $0)?.id }
-        return KernelObjects(programs: programs, links: links.compactMap(\.id), maps: maps)
+        return KernelObjects(programs: programs, links: links.compactMap(\.id) + interfaceLinks.compactMap(\.id), maps: maps)
     }
 
     private func program(_ object: BPFObject, _ hook: Hook) throws(OperationError) -> BPFProgram {

@@ -315,6 +315,21 @@ struct SupportTests {
         #expect(reasons.value(of: "SKB_DROP_REASON_NO_SOCKET") == 2)
     }
 
+    @Test("a hook the kernel lacks: an error when required, a warning when optional")
+    func hookChecks() throws {
+        let all = Set(Hook.tracepointHooks)
+        let (hooks, warnings) = try ProbeSession.usableHooks(all) { $0 != "neigh_update" && $0 != "icmp_send" }
+        #expect(hooks == [.transmit, .receive, .drop, .routeLookup, .routeLookup6])
+        #expect(warnings.count == 2)
+        #expect(warnings.contains("tp_btf/neigh_update is not available in this kernel: no neigh events"))
+        #expect(throws: OperationError("trace", "tp_btf/kfree_skb",
+                                       "the kernel has no BTF tracepoint kfree_skb, which tracing needs")) {
+            try ProbeSession.usableHooks(all) { $0 != "kfree_skb" }
+        }
+        // A hook nobody asked for is not checked.
+        #expect(try ProbeSession.usableHooks([.transmit, .receive]) { $0 != "kfree_skb" }.hooks == [.transmit, .receive])
+    }
+
     @Test("ring buffer sizes are powers of two of at least a page")
     func ringBufferSize() {
         #expect(ProbeSession.ringBufferBytes(1) == 4096)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ProcNS
+import Synchronization
 import Testing
 
 @testable import Probes
@@ -37,7 +38,7 @@ struct KernelTests {
         let session = try echoSession(network, id: id)
         defer { session.close() }
         print("ready in \(Double(session.startup.total) / 1e6) ms (check \(session.startup.check / 1_000_000), open \(session.startup.open / 1_000_000), load \(session.startup.load / 1_000_000), attach \(session.startup.attach / 1_000_000)); hooks \(session.attachedHooks); warnings \(session.warnings)")
-        #expect(Set(session.attachedHooks) == Set(Hook.allCases))
+        #expect(session.attachedHooks == Hook.tracepointHooks)
 
         let sender = try ProbeSocket.icmp(in: network.a)
         try sender.sendEcho(to: network.addressB, id: id, sequence: 1)
@@ -224,7 +225,7 @@ struct KernelTests {
         #expect(lookup.packet?.destination.description == network.address6B)
     }
 
-    @Test("a filter on other namespaces sees nothing of ours")
+    @Test("a filter on other namespaces sees nothing of ours, until one of ours is added")
     func otherNamespaces() throws {
         let network = try TestNetwork()
         defer { network.remove() }
@@ -232,18 +233,69 @@ struct KernelTests {
         defer { session.close() }
         let sender = try ProbeSocket.icmp(in: network.a)
         try sender.sendEcho(to: network.addressB, id: randomID(), sequence: 1)
-        let events = try collect(session, seconds: 0.5) { _ in false }
-        #expect(events.isEmpty)
+        #expect(try collect(session, seconds: 0.5) { _ in false }.isEmpty)
+
+        try session.addNamespace(network.inodeB)
+        try sender.sendEcho(to: network.addressB, id: randomID(), sequence: 2)
+        let events = try collect(session) { events in events.contains { $0.hook == .transmit } }
+        #expect(events.contains { $0.hook == .receive && $0.packet?.icmpSequence == 2 })
+        #expect(events.allSatisfy { $0.netns == network.inodeB })
+    }
+
+    @Test("libbpf's messages reach the handler only when one is set")
+    func libbpfLog() throws {
+        let messages = Mutex<[String]>([])
+        LibBPFLog.setHandler(level: .debug) { _, message in messages.withLock { $0.append(message) } }
+        do {
+            let session = try ProbeSession(.init(filter: TraceFilter(match: .icmpEcho(id: randomID())),
+                                                 hooks: [.transmit, .receive, .drop]))
+            session.close()
+        }
+        LibBPFLog.setHandler(nil)
+        let seen = messages.withLock { $0 }
+        #expect(seen.contains { $0.contains("nsinspect_trace") })
+        let session = try ProbeSession(.init(filter: TraceFilter(match: .all), hooks: [.transmit, .receive, .drop]))
+        session.close()
+        #expect(messages.withLock { $0.count } == seen.count)
+    }
+
+    @Test("tcx links on chosen interfaces see the packet too, in the interface's namespace")
+    func tcx() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
+        let id = randomID()
+        let session = try ProbeSession(.init(
+            filter: TraceFilter(namespaces: [network.inodeA, network.inodeB], match: .icmpEcho(id: id)),
+            interfaces: [.init(network.interfaceA, in: network.a, .egress), .init(network.interfaceB, in: network.b, .ingress)]))
+        defer { session.close() }
+        let sender = try ProbeSocket.icmp(in: network.a)
+        try sender.sendEcho(to: network.addressB, id: id, sequence: 2)
+        let events = try collect(session) { events in events.contains { $0.hook == .receive && $0.netns == network.inodeA } }
+        for event in events { print(describe(event, session)) }
+        let egress = try #require(events.first { $0.hook == .tcxEgress })
+        let transmit = try #require(events.first { $0.hook == .transmit && $0.packet?.isEchoRequest == true })
+        #expect(egress.netns == network.inodeA && egress.ifname == network.interfaceA)
+        #expect(egress.skb == transmit.skb && egress.timestamp <= transmit.timestamp)
+        #expect(egress.packet?.ttl == 64 && egress.packet?.icmpID == id)
+        #expect(egress.snapshot.first == 0x45)
+        let ingress = try #require(events.first { $0.hook == .tcxIngress })
+        #expect(ingress.netns == network.inodeB && ingress.ifname == network.interfaceB)
+        #expect(ingress.skb == transmit.skb && ingress.packet?.isEchoRequest == true)
+        // Only the requested directions.
+        #expect(events.filter { $0.hook == .tcxEgress || $0.hook == .tcxIngress }.count == 2)
     }
 
     @Test("after the session is released, none of its programs, links or maps is left")
     func nothingLeftBehind() throws {
+        let network = try TestNetwork()
+        defer { network.remove() }
         var objects: ProbeSession.KernelObjects
         do {
-            let session = try ProbeSession(.init(filter: TraceFilter(match: .icmpEcho(id: randomID()))))
+            let session = try ProbeSession(.init(filter: TraceFilter(match: .icmpEcho(id: randomID())),
+                                                 interfaces: [.init(network.interfaceA, in: network.a, .ingress)]))
             objects = session.kernelObjects
-            #expect(objects.programs.count == Hook.allCases.count)
-            #expect(objects.links.count == Hook.allCases.count)
+            #expect(objects.programs.count == Hook.tracepointHooks.count + 1)
+            #expect(objects.links.count == Hook.tracepointHooks.count + 1)
             #expect(objects.maps.count >= 5)
             #expect(objects.stillPresent() == objects)
         }
@@ -259,7 +311,9 @@ struct KernelTests {
     @Test("capabilities and hooks are checked before loading")
     func checks() throws {
         let btf = try KernelBTF()
-        for hook in Hook.allCases { #expect(btf.hasTracepoint(hook.tracepoint), "\(hook.tracepoint)") }
+        for hook in Hook.tracepointHooks { #expect(btf.hasTracepoint(hook.tracepoint!), "\(hook)") }
+        #expect(btf.hasFunction("bpf_cast_to_kern_ctx"))
+        #expect(btf.hasEnumValue("bpf_attach_type", "BPF_TCX_EGRESS"))
         #expect(!btf.hasTracepoint("no_such_tracepoint"))
         let reasons = DropReasons(btf: btf)
         #expect(reasons.count > 50)
