@@ -472,24 +472,20 @@ int BPF_PROG(nsi_icmp_send, const struct sk_buff *skb, int type, int code)
 
 // ---- tcx: per-interface hooks, loaded only when an interface is asked for ------------------------
 
-/// Both directions return TCX_NEXT: the tracer never changes what happens to a packet.
-SEC("tc")
-int nsi_tcx_ingress(struct __sk_buff *ctx)
+/// Returns TCX_NEXT: the tracer never changes what happens to a packet.
+static __always_inline int tcx(struct __sk_buff *ctx, __u32 hook)
 {
-    struct nsi_event *ev = handle_skb(bpf_cast_to_kern_ctx(ctx), NSI_HOOK_TCX_INGRESS);
+    struct nsi_event *ev = handle_skb(bpf_cast_to_kern_ctx(ctx), hook);
     if (ev)
         emit(ev);
     return TCX_NEXT;
 }
 
 SEC("tc")
-int nsi_tcx_egress(struct __sk_buff *ctx)
-{
-    struct nsi_event *ev = handle_skb(bpf_cast_to_kern_ctx(ctx), NSI_HOOK_TCX_EGRESS);
-    if (ev)
-        emit(ev);
-    return TCX_NEXT;
-}
+int nsi_tcx_ingress(struct __sk_buff *ctx) { return tcx(ctx, NSI_HOOK_TCX_INGRESS); }
+
+SEC("tc")
+int nsi_tcx_egress(struct __sk_buff *ctx) { return tcx(ctx, NSI_HOOK_TCX_EGRESS); }
 
 // ---- route lookups --------------------------------------------------------------------------------
 
