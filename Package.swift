@@ -23,7 +23,8 @@ let package = Package(
         .target(name: "NetAddress"),
         .target(name: "ProcNS", dependencies: ["CShim", "JSONKit"]),
         .target(name: "Netlink", dependencies: ["ProcNS", "NetAddress", "CShim", "CMnl"]),
-        .target(name: "Probes", dependencies: ["ProcNS", "NetAddress", "CShim", "CBPF"]),
+        // Probes embeds the objects BPFPlugin compiles from bpf/*.bpf.c (bpf/ stays outside Sources/).
+        .target(name: "Probes", dependencies: ["ProcNS", "NetAddress", "CShim", "CBPF"], plugins: ["BPFPlugin"]),
         .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "nsinspect",
@@ -33,6 +34,8 @@ let package = Package(
             ]
         ),
 
+        .plugin(name: "BPFPlugin", capability: .buildTool()),
+
         // Helpers shared by the test targets: running commands, scratch namespaces that clean up.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
@@ -40,5 +43,6 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "ProcNS", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "ProcNS", "CShim"]),
     ]
 )

@@ -1,1 +1,0 @@
-// The Probes module: eBPF loading and packet tracing (issue 5).
