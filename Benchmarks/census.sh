@@ -14,6 +14,7 @@ echo "# building $N namespaces with veths to $BENCH_BRIDGE and $P unshared proce
 bench_topology "$N" "$P"
 echo "# namespaces seen: nsinspect $("$BIN" list --json | grep -c '"ns":'), lsns $(lsns -t net -n | wc -l), ip netns $(ip netns list | wc -l)"
 hyperfine -N --warmup 5 --runs 30 --export-markdown /tmp/nsinspect-census.md \
-  "$BIN list" "lsns -t net" "ip netns list" "$BIN list --json"
+  "$BIN list --no-interfaces" "lsns -t net" "ip netns list" "$BIN list" "$BIN list --json"
+cat /tmp/nsinspect-census.md
 echo
-echo "peak RSS (MB): nsinspect list $(bench_peak_rss_mb "$BIN" list), nsinspect list --json $(bench_peak_rss_mb "$BIN" list --json), lsns -t net $(bench_peak_rss_mb lsns -t net), ip netns list $(bench_peak_rss_mb ip netns list)"
+echo "peak RSS (MB): nsinspect list --no-interfaces $(bench_peak_rss_mb "$BIN" list --no-interfaces), nsinspect list $(bench_peak_rss_mb "$BIN" list), nsinspect list --json $(bench_peak_rss_mb "$BIN" list --json), lsns -t net $(bench_peak_rss_mb lsns -t net), ip netns list $(bench_peak_rss_mb ip netns list)"

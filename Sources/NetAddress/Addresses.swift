@@ -44,7 +44,18 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     public var description: String {
-        family == .v4 ? bytes.map(String.init).joined(separator: ".") : IPAddress.formatV6(bytes)
+        guard family == .v4 else { return IPAddress.formatV6(bytes) }
+        return String(unsafeUninitializedCapacity: 15) { buffer in
+            var i = 0
+            for (n, byte) in bytes.enumerated() {
+                if n > 0 { buffer[i] = UInt8(ascii: "."); i += 1 }
+                if byte >= 100 { buffer[i] = 48 + byte / 100; i += 1 }
+                if byte >= 10 { buffer[i] = 48 + (byte / 10) % 10; i += 1 }
+                buffer[i] = 48 + byte % 10
+                i += 1
+            }
+            return i
+        }
     }
 
     static func parseV4(_ text: Substring) -> [UInt8]? {
@@ -209,10 +220,20 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         bytes = out
     }
 
-    private static let hex: [Character] = Array("0123456789abcdef")
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     public var description: String {
-        bytes.map { String([MACAddress.hex[Int($0 >> 4)], MACAddress.hex[Int($0 & 0xf)]]) }.joined(separator: ":")
+        guard !bytes.isEmpty else { return "" }
+        return String(unsafeUninitializedCapacity: bytes.count * 3 - 1) { buffer in
+            var i = 0
+            for (n, byte) in bytes.enumerated() {
+                if n > 0 { buffer[i] = UInt8(ascii: ":"); i += 1 }
+                buffer[i] = MACAddress.hex[Int(byte >> 4)]
+                buffer[i + 1] = MACAddress.hex[Int(byte & 0xf)]
+                i += 2
+            }
+            return i
+        }
     }
 
     public var isZero: Bool { bytes.allSatisfy { $0 == 0 } }

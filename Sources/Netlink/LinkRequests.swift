@@ -49,8 +49,14 @@ public struct LinkChanges: Sendable, Equatable {
 public enum LinkRequests {
     /// `ip link show`: RTM_GETLINK with NLM_F_DUMP and an all-zero ifinfomsg, which is what
     /// NETLINK_GET_STRICT_CHK requires of a link dump (no index filter, no flags).
-    public static func dump() -> NetlinkRequest {
-        NetlinkRequest(type: RTM.getLink, flags: NLMsg.dump, header: FamilyHeader.ifinfomsg())
+    ///
+    /// Without `statistics`, IFLA_EXT_MASK carries RTEXT_FILTER_SKIP_STATS: the kernel then leaves out
+    /// IFLA_STATS/IFLA_STATS64, which it would otherwise compute for every link by summing per-CPU
+    /// counters (most of the cost of a link dump). `ip -s link` is the only view that prints them.
+    public static func dump(statistics: Bool = true) -> NetlinkRequest {
+        var request = NetlinkRequest(type: RTM.getLink, flags: NLMsg.dump, header: FamilyHeader.ifinfomsg())
+        if !statistics { request.attribute(IFLA.extMask, u32: 1 << 3 /* RTEXT_FILTER_SKIP_STATS */) }
+        return request
     }
 
     /// `ip link show dev NAME`: RTM_GETLINK for one link, answered with one RTM_NEWLINK.

@@ -4,7 +4,10 @@ import ProcNS
 /// object type: links, addresses and routes (both families, every table), ARP/NDP neighbours, the bridge
 /// forwarding database and the policy rules.
 public struct NamespaceState: Sendable, Equatable {
-    public var links: [Link]
+    public var links: [Link] { didSet { reindex() } }
+    /// Position of each ifindex in `links`: renderers look interfaces up by index for every route,
+    /// address and neighbour, so a scan (and a copy of the large Link value) per lookup adds up.
+    private var positions: [Int32: Int] = [:]
     public var addresses: [InterfaceAddress]
     public var routes: [Route]
     public var neighbours: [Neighbour]
@@ -19,9 +22,16 @@ public struct NamespaceState: Sendable, Equatable {
         self.neighbours = neighbours
         self.fdb = fdb
         self.rules = rules
+        reindex()
     }
 
-    public func link(index: Int32) -> Link? { links.first { $0.index == index } }
+    private mutating func reindex() {
+        positions = Dictionary(links.enumerated().map { ($1.index, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public func link(index: Int32) -> Link? { positions[index].map { links[$0] } }
+    /// The name of interface `index`, without copying its Link.
+    public func name(of index: Int32) -> String? { positions[index].map { links[$0].name } }
     public func link(named name: String) -> Link? { links.first { $0.name == name } }
     public func addresses(of index: Int32) -> [InterfaceAddress] { addresses.filter { $0.index == index } }
     /// The links whose master is `index` (a bridge's ports).
@@ -32,7 +42,7 @@ public struct NamespaceState: Sendable, Equatable {
     public func flagNames(of link: Link) -> [String] {
         var parentDown = false
         if link.linkNetnsID == nil, let parent = link.link, parent != 0 {
-            parentDown = !(self.link(index: parent)?.isUp ?? false)
+            parentDown = !(positions[parent].map { links[$0].isUp } ?? false)
         }
         return RTNames.linkFlags(link.flags, parentDown: parentDown)
     }
@@ -60,7 +70,9 @@ public final class NetlinkSession: @unchecked Sendable {
     // MARK: Reading
 
     /// `ip link show`.
-    public func links() throws -> [Link] { try socket.dump(LinkRequests.dump(), decode: Link.decode) }
+    public func links(statistics: Bool = true) throws -> [Link] {
+        try socket.dump(LinkRequests.dump(statistics: statistics), decode: Link.decode)
+    }
 
     /// `ip link show dev LINK`; a missing link is a `NetlinkError` with ENODEV.
     public func link(_ link: LinkReference) throws -> Link {
@@ -117,9 +129,10 @@ public final class NetlinkSession: @unchecked Sendable {
 
     /// Everything at once (see `NamespaceState`): six dumps over this one socket, AF_UNSPEC where the
     /// kernel answers for both families in one dump.
-    public func snapshot() throws -> NamespaceState {
-        NamespaceState(links: try links(), addresses: try addresses(), routes: try routes(), neighbours: try neighbours(),
-                       fdb: try fdb(), rules: try rules())
+    /// Link counters are left out unless `statistics` (see `LinkRequests.dump(statistics:)`).
+    public func snapshot(statistics: Bool = false) throws -> NamespaceState {
+        NamespaceState(links: try links(statistics: statistics), addresses: try addresses(), routes: try routes(),
+                       neighbours: try neighbours(), fdb: try fdb(), rules: try rules())
     }
 
     // MARK: Links

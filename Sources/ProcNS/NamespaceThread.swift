@@ -83,6 +83,28 @@ public enum NamespaceThread {
         }
     }
 
+    /// Like `runEach(in:parallelism:)`, but the workers take namespaces one at a time from a shared
+    /// counter, and each result is handed to `emit` in the order of `namespaces` as soon as it and all
+    /// before it are done (from whichever worker completes the run, under a lock). A command that prints
+    /// one namespace after another keeps only the few results that finished out of order.
+    public static func runEachInOrder<T>(in namespaces: [NamespaceHandle], parallelism: Int,
+                                         _ body: @Sendable (Int, NamespaceHandle) throws -> T,
+                                         emit: @Sendable (Int, Result<T, any Error>) -> Void) throws(OperationError)
+    {
+        let workers = max(1, min(parallelism, namespaces.count, 64))
+        try withoutActuallyEscaping(body) { (work) throws(OperationError) in
+            try withoutActuallyEscaping(emit) { (emit) throws(OperationError) in
+                let shared = OrderedWork(namespaces, work, emit)
+                let context = Unmanaged<WorkerGroup>.passRetained(shared)
+                defer { context.release() }
+                let rc = nsi_run_on_new_threads({ raw, worker in
+                    Unmanaged<WorkerGroup>.fromOpaque(raw!).takeUnretainedValue().run(worker: Int(worker))
+                }, context.toOpaque(), Int32(workers))
+                if rc != 0 { throw OperationError("", "namespace threads", call: "pthread_create", errno: Errno(rc)) }
+            }
+        }
+    }
+
     /// Creates a new, empty network namespace (unshare(CLONE_NEWNET) on a thread of its own) and returns a
     /// handle to it; the namespace lives as long as the handle or whatever else holds it (a bind mount).
     public static func createNamespace() throws -> NamespaceHandle {
@@ -142,5 +164,53 @@ private final class ParallelWork<T>: WorkerGroup, @unchecked Sendable {
 
     func collect() -> [Result<T, any Error>] {
         (0..<namespaces.count).map { slots[$0] ?? .failure(OperationError("", "namespace thread", "did not run")) }
+    }
+}
+
+/// The shared state of `runEachInOrder`: a counter hands out namespaces, finished results wait in
+/// `pending` until every earlier one has been emitted. One mutex guards the counter, `pending` and the
+/// emission, so `emit` is never called concurrently and always in index order.
+private final class OrderedWork<T>: WorkerGroup, @unchecked Sendable {
+    let namespaces: [NamespaceHandle]
+    let body: (Int, NamespaceHandle) throws -> T
+    let emit: (Int, Result<T, any Error>) -> Void
+    private var lock = pthread_mutex_t()
+    private var next = 0
+    private var nextToEmit = 0
+    private var pending: [Int: Result<T, any Error>] = [:]
+
+    init(_ namespaces: [NamespaceHandle], _ body: @escaping (Int, NamespaceHandle) throws -> T,
+         _ emit: @escaping (Int, Result<T, any Error>) -> Void) {
+        self.namespaces = namespaces
+        self.body = body
+        self.emit = emit
+        super.init()
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit { pthread_mutex_destroy(&lock) }
+
+    override func run(worker: Int) {
+        while true {
+            pthread_mutex_lock(&lock)
+            let index = next
+            next += 1
+            pthread_mutex_unlock(&lock)
+            guard index < namespaces.count else { return }
+            let ns = namespaces[index]
+            let result: Result<T, any Error>
+            if nsi_setns(ns.fd, NSI_CLONE_NEWNET) == 0 {
+                result = Result { try body(index, ns) }
+            } else {
+                result = .failure(OperationError("", ns.origin, call: "setns", errno: .current))
+            }
+            pthread_mutex_lock(&lock)
+            pending[index] = result
+            while let ready = pending.removeValue(forKey: nextToEmit) {
+                emit(nextToEmit, ready)
+                nextToEmit += 1
+            }
+            pthread_mutex_unlock(&lock)
+        }
     }
 }

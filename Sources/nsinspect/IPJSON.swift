@@ -59,14 +59,14 @@ enum IPJSON {
             if link.linkNetnsID != nil {
                 o.add("link_index", parent)
             } else {
-                o.add("link", state.link(index: parent)?.name ?? "if\(parent)")
+                o.add("link", state.name(of: parent) ?? "if\(parent)")
             }
         }
         o.add("ifname", link.name)
         o.add("flags", strings: state.flagNames(of: link))
         o.add("mtu", link.mtu)
         o.add("qdisc", link.qdisc)
-        if let master = link.master { o.add("master", state.link(index: master)?.name ?? "if\(master)") }
+        if let master = link.master { o.add("master", state.name(of: master) ?? "if\(master)") }
         o.add("operstate", link.operStateName)
         o.add("linkmode", linkModeName(link.linkMode))
         o.add("group", link.groupName)
@@ -123,7 +123,7 @@ enum IPJSON {
     }
 
     static func route(_ route: Route, in state: NamespaceState) -> JSON {
-        func dev(_ index: Int32?) -> String? { index.map { state.link(index: $0)?.name ?? "if\($0)" } }
+        func dev(_ index: Int32?) -> String? { index.map { state.name(of: $0) ?? "if\($0)" } }
         var o = JSONObjectBuilder()
         if route.type != RouteType.unicast { o.add("type", route.typeName) }
         o.add("dst", destination(route))
@@ -159,7 +159,7 @@ enum IPJSON {
     static func neighbour(_ n: Neighbour, in state: NamespaceState) -> JSON {
         var o = JSONObjectBuilder()
         o.add("dst", n.destination.description)
-        o.add("dev", state.link(index: n.index)?.name ?? "if\(n.index)")
+        o.add("dev", state.name(of: n.index) ?? "if\(n.index)")
         o.add("lladdr", n.linkAddress?.description)
         if n.isRouter { o.add("router", .null) }
         if n.flags & NeighbourFlag.proxy != 0 { o.add("proxy", .null) }
@@ -171,9 +171,9 @@ enum IPJSON {
     static func fdb(_ e: FDBEntry, in state: NamespaceState) -> JSON {
         var o = JSONObjectBuilder()
         o.add("mac", e.linkAddress.description)
-        o.add("ifname", state.link(index: e.index)?.name ?? "if\(e.index)")
+        o.add("ifname", state.name(of: e.index) ?? "if\(e.index)")
         o.add("vlan", e.vlan)
-        if let master = e.master { o.add("master", state.link(index: master)?.name ?? "if\(master)") }
+        if let master = e.master { o.add("master", state.name(of: master) ?? "if\(master)") }
         o.add("dst", e.destination?.description)
         o.add("flags", strings: e.flagNames)
         o.add("state", e.stateName)

@@ -18,55 +18,54 @@ struct ListCommand: NSCommand {
             """
     )
 
+    @Flag(help: "Leave out the IFACES and ADDRS columns: no per-namespace queries, just the census (what lsns does).")
+    var noInterfaces = false
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        _ = nsi_raise_nofile_limit()
         let census = try Census.scan()
-        let nsids = NamespaceDetails.nsids(census)
+        let open = OpenNamespaces(census)
+        let nsids = NamespaceDetails.nsids(open)
+        let interfaces = noInterfaces ? [:] : NamespaceDetails.interfaces(open)
         if common.json {
-            Output.json(ListRendering.json(census, nsids: nsids))
+            Output.json(ListRendering.json(census, nsids: nsids, interfaces: interfaces))
         } else {
-            Output.write(ListRendering.table(census, nsids: nsids, verbose: common.verbose))
+            Output.write(ListRendering.table(census, nsids: nsids, interfaces: interfaces, verbose: common.verbose))
         }
     }
 }
 
-/// Facts about census namespaces that need the kernel: nsids (RTM_GETNSID from the host namespace).
+/// Facts about census namespaces that need the kernel: nsids (RTM_GETNSID from the host namespace) and
+/// each namespace's interfaces and global addresses (a link and an address dump in each).
 enum NamespaceDetails {
-    /// The nsid the host namespace uses for each census namespace, by inode; absent when the namespace
-    /// could not be opened (it vanished) or the host could not be asked.
-    static func nsids(_ census: Census) -> [UInt64: NSID] {
-        guard let socket = try? hostSocket(census) else { return [:] }
-        // Namespaces with a process are asked about by pid (NETNSA_PID): nothing to open. The others
-        // through a descriptor of whatever holds them (NETNSA_FD).
-        var targets: [NSIDRequests.Target] = []
-        var inodes: [UInt64] = []
-        var handles: [NamespaceHandle] = []
-        for ns in census.namespaces {
-            if let pid = ns.pids.first {
-                targets.append(.pid(pid))
-            } else if let handle = try? census.open(ns, quick: true) {
-                handles.append(handle)
-                targets.append(.fd(handle.fd))
-            } else {
-                continue
-            }
-            inodes.append(ns.id.inode)
-        }
-        guard let answers = try? socket.nsids(of: targets) else { return [:] }
+    /// The nsid the host namespace uses for each open namespace, by inode, asked with the descriptors
+    /// already open (NETNSA_FD) in one batched exchange.
+    static func nsids(_ open: OpenNamespaces) -> [UInt64: NSID] {
+        guard let socket = try? hostSocket(open.census),
+            let answers = try? socket.nsids(of: open.handles)
+        else { return [:] }
         var result: [UInt64: NSID] = [:]
-        var retry: [NetNamespace] = []
-        for (i, answer) in answers.enumerated() {
-            switch answer {
-            case .success(let id): result[inodes[i]] = id
-            case .failure:
-                // A process that exited since the scan: ask again through any other holder.
-                if case .pid = targets[i], let ns = census.namespace(inode: inodes[i]) { retry.append(ns) }
-            }
+        for (ns, answer) in zip(open.namespaces, answers) {
+            if case .success(let id) = answer { result[ns.id.inode] = id }
         }
-        for ns in retry {
-            if let handle = try? census.open(ns), let id = try? socket.nsid(of: handle) { result[ns.id.inode] = id }
+        return result
+    }
+
+    struct Interfaces {
+        var names: [String]
+        var addresses: [String]
+    }
+
+    /// Interface names (without lo) and global addresses of every open namespace, by inode.
+    static func interfaces(_ open: OpenNamespaces) -> [UInt64: Interfaces] {
+        guard let snapshots = try? open.snapshots([.interfaceNames, .addresses]) else { return [:] }
+        var result: [UInt64: Interfaces] = [:]
+        for (ns, snapshot) in zip(open.namespaces, snapshots) {
+            guard case .success(let s) = snapshot else { continue }
+            let names = (s.interfaceNames ?? []).filter { $0 != "lo" }
+            let addresses = s.state.addresses.filter { $0.scope == 0 }.compactMap { $0.prefix?.description }
+            result[ns.id.inode] = Interfaces(names: names, addresses: addresses)
         }
         return result
     }
@@ -99,13 +98,29 @@ enum ListRendering {
         return ns.names.map { $0.reference + ($0.isSymlink ? "(symlink)" : "") }.joined(separator: ",")
     }
 
-    static func table(_ census: Census, nsids: [UInt64: NSID], verbose: Bool) -> String {
-        var table = Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "HOLDERS")
+    /// At most `limit` items joined by commas, with "+N" for the rest.
+    static func abbreviated(_ items: [String], _ limit: Int) -> String {
+        if items.isEmpty { return "-" }
+        if items.count <= limit { return items.joined(separator: ",") }
+        return items.prefix(limit).joined(separator: ",") + ",+\(items.count - limit)"
+    }
+
+    static func table(_ census: Census, nsids: [UInt64: NSID], interfaces: [UInt64: NamespaceDetails.Interfaces],
+                      verbose: Bool) -> String {
+        let withInterfaces = !interfaces.isEmpty
+        var table = withInterfaces
+            ? Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "IFACES", "ADDRS", "HOLDERS")
+            : Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "HOLDERS")
         for ns in census.namespaces {
             let command = ns.firstProcess.map { String($0.command.prefix(32)) } ?? "-"
-            table.add(String(ns.id.inode), nsids[ns.id.inode]?.description ?? "?", String(ns.processCount),
-                      ns.firstProcess.map { String($0.pid) } ?? "-", command, names(ns),
-                      holders(ns, census: census).joined(separator: " "))
+            var row = [String(ns.id.inode), nsids[ns.id.inode]?.description ?? "?", String(ns.processCount),
+                       ns.firstProcess.map { String($0.pid) } ?? "-", command, names(ns)]
+            if withInterfaces {
+                let details = interfaces[ns.id.inode]
+                row += [details.map { abbreviated($0.names, 3) } ?? "?", details.map { abbreviated($0.addresses, 2) } ?? "?"]
+            }
+            row.append(holders(ns, census: census).joined(separator: " "))
+            table.add(row)
         }
         var out = table.render()
         if !census.brokenNames.isEmpty {
@@ -135,7 +150,7 @@ enum ListRendering {
         return out
     }
 
-    static func json(_ census: Census, nsids: [UInt64: NSID]) -> JSON {
+    static func json(_ census: Census, nsids: [UInt64: NSID], interfaces: [UInt64: NamespaceDetails.Interfaces]) -> JSON {
         var list: [JSON] = []
         list.reserveCapacity(census.namespaces.count)
         for ns in census.namespaces {
@@ -151,6 +166,10 @@ enum ListRendering {
             case nil: o.add("netnsid", .null)
             }
             o.add("reference", ns.reference)
+            if let details = interfaces[ns.id.inode] {
+                o.add("interfaces", strings: details.names)
+                o.add("addresses", strings: details.addresses)
+            }
             o.add("names", .array(ns.names.map { name in
                 var n = JSONObjectBuilder()
                 n.add("kind", name.kind.rawValue)

@@ -27,11 +27,15 @@ struct OpenNamespaces {
                 vanished.append((ns, error))
             }
         }
+        labels = namespaces.map(\.reference)
+        inodes = namespaces.map(\.id.inode)
     }
 
-    /// Unique labels, in the order of `namespaces`: the namespace's reference (`router1`, `docker:web`,
+    /// Labels, in the order of `namespaces`: the namespace's reference (`router1`, `docker:web`,
     /// `pid:1234`, `ino:…`).
-    var labels: [String] { namespaces.map(\.reference) }
+    private(set) var labels: [String] = []
+    /// Inodes, in the order of `namespaces`.
+    private(set) var inodes: [UInt64] = []
 
     func index(of inode: UInt64) -> Int? { namespaces.firstIndex { $0.id.inode == inode } }
 

@@ -15,12 +15,20 @@ enum Output {
 
     static func line(_ text: String = "") { write(text + "\n") }
 
+    static func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { writeAll(1, $0) }
+    }
+
     static func warn(_ text: String) {
         var line = text + "\n"
         line.withUTF8 { buffer in writeAll(2, buffer) }
     }
 
-    static func json(_ value: JSON, pretty: Bool = true) {
+    /// JSON is indented for a person at a terminal and compact for a program reading a pipe, as `ip -j`
+    /// is compact unless asked (`-p`).
+    static let prettyJSON: Bool = isatty(1) == 1
+
+    static func json(_ value: JSON, pretty: Bool = Output.prettyJSON) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(1 << 16)
         value.write(into: &bytes, pretty: pretty)
@@ -28,7 +36,43 @@ enum Output {
         bytes.withUnsafeBufferPointer { writeAll(1, UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
     }
 
-    private static func writeAll(_ fd: Int32, _ buffer: UnsafeBufferPointer<UInt8>) {
+    /// Writes a JSON object member by member, so a large document (`dump` of a thousand namespaces) is
+    /// never held in memory whole.
+    struct JSONObjectStream {
+        private var first = true
+        let pretty: Bool
+
+        init(pretty: Bool = Output.prettyJSON) {
+            self.pretty = pretty
+            Output.write("{")
+        }
+
+        /// A stream that writes nothing (for callers that print text instead).
+        init(silent: Bool) {
+            pretty = false
+        }
+
+        mutating func member(_ key: String, _ value: JSON) {
+            var bytes: [UInt8] = []
+            value.write(into: &bytes, pretty: pretty, depth: 1)
+            member(key, rendered: bytes)
+        }
+
+        /// A member whose value was already serialised (at depth 1).
+        mutating func member(_ key: String, rendered value: [UInt8]) {
+            var bytes: [UInt8] = Array((first ? "" : ",").utf8)
+            if pretty { bytes.append(contentsOf: "\n  ".utf8) }
+            JSON.string(key).write(into: &bytes, pretty: false)
+            bytes.append(contentsOf: (pretty ? ": " : ":").utf8)
+            first = false
+            Output.write(bytes)
+            Output.write(value)
+        }
+
+        func end() { Output.write(pretty && !first ? "\n}\n" : "}\n") }
+    }
+
+    fileprivate static func writeAll(_ fd: Int32, _ buffer: UnsafeBufferPointer<UInt8>) {
         var offset = 0
         while offset < buffer.count {
             let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)

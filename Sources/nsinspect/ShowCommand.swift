@@ -80,15 +80,23 @@ struct NamespaceView {
     var peers: [Int32: IPJSON.Peer]
     /// nsid → namespace label, for the `nsids` section.
     var nsids: [(Int32, String)] = []
+    /// The sections to print (all by default; `dump --sections` chooses).
+    var sections: [ShowSection] = ShowSection.allCases
 
     func peerText(_ link: Link) -> String {
         if let peer = peers[link.index] { return "\(peer.ifname) in \(peer.namespace)" }
         if let parent = link.link, parent != 0 {
             if link.linkNetnsID != nil { return "if\(parent) in nsid \(link.linkNetnsID!) (unresolved)" }
-            let name = state.link(index: parent)?.name ?? "if\(parent)"
+            let name = state.name(of: parent) ?? "if\(parent)"
             return link.kind == "veth" ? name : "parent \(name)"
         }
         return ""
+    }
+
+    /// The operational state, and "admin down" when the link is not set up but the kernel says otherwise.
+    func stateText(_ link: Link) -> String {
+        let oper = link.operStateName
+        return link.isUp || oper == "DOWN" ? oper : "\(oper) (admin down)"
     }
 
     func table(section: ShowSection) -> String {
@@ -97,42 +105,42 @@ struct NamespaceView {
             var t = Table("INDEX", "NAME", "KIND", "STATE", "MTU", "MAC", "MASTER", "PEER")
             for link in state.links {
                 t.add(String(link.index), link.name, link.kind ?? (link.typeName == "loopback" ? "loopback" : "-"),
-                      link.operStateName + (link.isUp ? "" : " (down)").replacingOccurrences(of: "DOWN (down)", with: "DOWN"),
+                      stateText(link),
                       link.mtu.map(String.init) ?? "-", link.address?.description ?? "-",
-                      link.master.flatMap { state.link(index: $0)?.name } ?? "-", peerText(link))
+                      link.master.flatMap { state.name(of: $0) } ?? "-", peerText(link))
             }
             return t.render()
         case .addrs:
             var t = Table("IFACE", "ADDRESS", "SCOPE", "FLAGS")
             for a in state.addresses {
                 let flags = a.flagNames.filter { $0 != "dynamic" || a.family == .v6 }
-                t.add(state.link(index: a.index)?.name ?? "if\(a.index)", a.prefix?.description ?? "?", a.scopeName,
+                t.add(state.name(of: a.index) ?? "if\(a.index)", a.prefix?.description ?? "?", a.scopeName,
                       flags.joined(separator: ","))
             }
             return t.render()
         case .routes:
             var t = Table("TABLE", "DESTINATION", "GATEWAY", "DEV", "PROTO", "SCOPE", "METRIC", "TYPE")
             for r in state.routes where r.table != 255 {
-                let dev = r.outputIndex.flatMap { state.link(index: $0)?.name } ?? "-"
+                let dev = r.outputIndex.flatMap { state.name(of: $0) } ?? "-"
                 t.add(r.tableName, IPJSON.destination(r), r.gateway?.description ?? "-", dev, r.protocolName,
                       r.scopeName, r.priority.map(String.init) ?? "-", r.typeName)
                 for hop in r.nexthops {
                     t.add("", "  nexthop", hop.gateway?.description ?? "-",
-                          state.link(index: hop.index)?.name ?? "if\(hop.index)", "", "", "weight \(hop.weight)", "")
+                          state.name(of: hop.index) ?? "if\(hop.index)", "", "", "weight \(hop.weight)", "")
                 }
             }
             return t.render()
         case .neigh:
             var t = Table("IFACE", "ADDRESS", "LLADDR", "STATE")
             for n in state.neighbours {
-                t.add(state.link(index: n.index)?.name ?? "if\(n.index)", n.destination.description,
+                t.add(state.name(of: n.index) ?? "if\(n.index)", n.destination.description,
                       n.linkAddress?.description ?? "-", (n.stateNames + (n.isRouter ? ["router"] : [])).joined(separator: ","))
             }
             return t.render()
         case .fdb:
             var t = Table("BRIDGE", "PORT", "MAC", "VLAN", "STATE", "FLAGS")
             for e in state.fdb {
-                t.add(e.master.flatMap { state.link(index: $0)?.name } ?? "-", state.link(index: e.index)?.name ?? "if\(e.index)",
+                t.add(e.master.flatMap { state.name(of: $0) } ?? "-", state.name(of: e.index) ?? "if\(e.index)",
                       e.linkAddress.description, e.vlan.map(String.init) ?? "-", e.stateName, e.flagNames.joined(separator: ","))
             }
             return t.render()
@@ -166,11 +174,14 @@ struct NamespaceView {
 
     func text() -> String {
         var out = Output.styled(heading, .bold) + "\n"
-        for (section, title) in [(ShowSection.links, "Links"), (.addrs, "Addresses"), (.routes, "Routes"), (.neigh, "Neighbours")] {
+        let titles: [(ShowSection, String)] = [(.links, "Links"), (.addrs, "Addresses"), (.routes, "Routes"), (.neigh, "Neighbours"),
+                                               (.fdb, "Bridge forwarding database"), (.rules, "Policy rules"), (.nsids, "Namespace ids")]
+        for (section, title) in titles where sections.contains(section) {
+            // Sections that only repeat the kernel's defaults are left out of the text view.
+            if section == .fdb && !state.fdb.contains(where: { $0.flags & NeighbourFlag.master != 0 || $0.stateName != "permanent" }) { continue }
+            if section == .rules && state.rules.count <= 3 { continue }
+            if section == .nsids && nsids.isEmpty { continue }
             out += "\n" + Output.styled(title, .cyan) + "\n" + table(section: section)
-        }
-        if !state.fdb.filter({ $0.flags & NeighbourFlag.master != 0 || $0.stateName != "permanent" }).isEmpty {
-            out += "\n" + Output.styled("Bridge forwarding database", .cyan) + "\n" + table(section: .fdb)
         }
         return out
     }
@@ -200,7 +211,7 @@ struct NamespaceView {
         n.add("names", strings: namespace?.names.map(\.reference) ?? [])
         n.add("pids", .array((namespace?.pids ?? []).map { .int(Int64($0)) }))
         o.add("namespace", n.json)
-        for section in ShowSection.allCases where section != .nsids || !nsids.isEmpty {
+        for section in sections where section != .nsids || !nsids.isEmpty {
             o.add(section.rawValue, json(section: section))
         }
         return o.json
