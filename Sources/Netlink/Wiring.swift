@@ -125,9 +125,14 @@ public struct Wiring: Sendable {
         }
         var paired = Set<LinkEnd>()
         for (end, peerIndex, nsid) in pending where !paired.contains(end) {
-            let candidates = (crossing[Key(index: peerIndex, peer: end.index)] ?? []).filter { $0.namespace != end.namespace && !paired.contains($0) }
+            let candidates = (crossing[Key(index: peerIndex, peer: end.index)] ?? [])
+                .filter { $0 != end && $0.namespace != end.namespace && !paired.contains($0) }
             var peer: LinkEnd?
-            if candidates.count == 1, (crossing[Key(index: end.index, peer: peerIndex)] ?? []).count == 1 {
+            // Unique when one end answers the key and no other end shares ours (with equal indexes the two
+            // ends share one key, so the candidate itself is not a rival).
+            let rivals = (crossing[Key(index: end.index, peer: peerIndex)] ?? [])
+                .filter { $0 != end && !candidates.contains($0) && !paired.contains($0) }
+            if candidates.count == 1, rivals.isEmpty {
                 peer = candidates[0]
             } else if !candidates.isEmpty,
                 let ns = resolve(end.namespace, nsid, candidates.map(\.namespace)) {

@@ -68,6 +68,11 @@ public enum Shell {
     /// Runs a setup command and throws with its output if it fails.
     @discardableResult
     public static func must(_ arguments: String...) throws -> String {
+        try must(arguments)
+    }
+
+    @discardableResult
+    public static func must(_ arguments: [String]) throws -> String {
         let result = run(arguments)
         guard result.succeeded else { throw CommandFailed(result: result) }
         return result.stdout

@@ -1,0 +1,186 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `show`, `dump` and `graph` on labs built with `ip`, compared with what `ip -j` says of the same thing.
+@Suite("show, dump, graph (end to end)", .serialized)
+struct InspectionCommandTests {
+    static func json(_ arguments: String...) throws -> Any {
+        let result = nsinspect(arguments: arguments)
+        try #require(result.succeeded, "\(result)")
+        return try Shell.json(result.stdout)
+    }
+
+    static func ipJSON(_ ns: String, _ object: String...) throws -> [[String: Any]] {
+        try #require(try Shell.json(try Shell.must(["ip", "-n", ns, "-j"] + object)) as? [[String: Any]])
+    }
+
+    /// Every key both objects have must hold the same value (numbers compared as numbers).
+    static func expectAgree(_ ours: [String: Any], _ theirs: [String: Any], _ what: String,
+                            skipping: Set<String> = []) {
+        let shared = Set(ours.keys).intersection(theirs.keys).subtracting(skipping)
+        #expect(!shared.isEmpty, "\(what): no field in common")
+        for key in shared.sorted() {
+            let a = ours[key]!, b = theirs[key]!
+            #expect(NSDictionary(dictionary: ["v": a]).isEqual(to: ["v": b]), "\(what).\(key): nsinspect \(a), ip \(b)")
+        }
+    }
+
+    @Test func showAgreesWithIPOnEveryFieldBothHave() throws {
+        let scratch = Scratch("show")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let lab = try TwoRoutersLab(scratch)
+        let ping = try lab.ping()
+        #expect(ping.contains("ttl=62"))
+        let shown = try #require(try Self.json("show", lab.router1, "--json") as? [String: Any])
+
+        let links = try #require(shown["links"] as? [[String: Any]])
+        let ipLinks = try Self.ipJSON(lab.router1, "link", "show")
+        #expect(links.count == ipLinks.count)
+        for theirs in ipLinks {
+            let mine = try #require(links.first { $0["ifindex"] as? Int == theirs["ifindex"] as? Int })
+            // Operational state may move between the two reads right after a ping (carrier settling).
+            Self.expectAgree(mine, theirs, "link \(theirs["ifname"] ?? "?")", skipping: ["operstate"])
+        }
+
+        let addrs = try #require(shown["addrs"] as? [[String: Any]])
+        for theirs in try Self.ipJSON(lab.router1, "addr", "show") {
+            let mine = try #require(addrs.first { $0["ifindex"] as? Int == theirs["ifindex"] as? Int })
+            let ourInfo = try #require(mine["addr_info"] as? [[String: Any]])
+            let theirInfo = try #require(theirs["addr_info"] as? [[String: Any]])
+            for info in theirInfo {
+                let match = try #require(ourInfo.first { $0["local"] as? String == info["local"] as? String },
+                                         "address \(info["local"] ?? "?") missing")
+                Self.expectAgree(match, info, "addr \(info["local"] ?? "?")",
+                                 skipping: ["valid_life_time", "preferred_life_time", "tentative"])
+            }
+        }
+
+        let routes = try #require(shown["routes"] as? [[String: Any]])
+        let mainRoutes = routes.filter { $0["table"] == nil }
+        for theirs in try Self.ipJSON(lab.router1, "route", "show") {
+            let mine = try #require(mainRoutes.first { $0["dst"] as? String == theirs["dst"] as? String },
+                                    "route \(theirs["dst"] ?? "?") missing")
+            Self.expectAgree(mine, theirs, "route \(theirs["dst"] ?? "?")")
+        }
+        for theirs in try Self.ipJSON(lab.router1, "-6", "route", "show") {
+            #expect(mainRoutes.contains { $0["dst"] as? String == theirs["dst"] as? String }, "IPv6 route \(theirs["dst"] ?? "?")")
+        }
+    }
+
+    @Test func arpEntryCarriesTheRoutersMACAndPeersAreNamed() throws {
+        let scratch = Scratch("arp")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let lab = try TwoRoutersLab(scratch)
+        try lab.ping()
+        let neighbours = try #require(try Self.json("show", lab.host1, "neigh", "--json") as? [[String: Any]])
+        let entry = try #require(neighbours.first { $0["dst"] as? String == "10.0.1.1" })
+        let routerLinks = try #require(try Self.json("show", lab.router1, "links", "--json") as? [[String: Any]])
+        let e1 = try #require(routerLinks.first { $0["ifname"] as? String == "e1" })
+        #expect(entry["lladdr"] as? String == e1["address"] as? String)
+        #expect((entry["state"] as? [String])?.isEmpty == false)
+        // The peer is named, where ip says only "link-netnsid N".
+        let peer = try #require(e1["peer"] as? [String: Any])
+        #expect(peer["ifname"] as? String == "eth0" && peer["netns"] as? String == lab.host1)
+        let text = nsinspect("show", lab.router1, "links").stdout
+        #expect(text.contains("eth0 in \(lab.host1)") && text.contains("e0 in \(lab.router2)"))
+    }
+
+    @Test func graphHasExactlyTheThreeVethEdgesAndRenders() throws {
+        let scratch = Scratch("grph")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let lab = try TwoRoutersLab(scratch)
+        let names = Set([lab.host1, lab.router1, lab.router2, lab.host2])
+        let graph = try #require(try Self.json("graph", "--format", "json") as? [String: Any])
+        let veths = try #require(graph["veths"] as? [[String: Any]])
+        func end(_ e: Any?) -> String {
+            let d = e as? [String: Any] ?? [:]
+            return "\(d["netns"] as? String ?? "?")/\(d["ifname"] as? String ?? "?")"
+        }
+        let ours = veths.filter { names.contains(($0["a"] as? [String: Any])?["netns"] as? String ?? "") }
+        let edges = Set(ours.map { [end($0["a"]), end($0["b"])].sorted().joined(separator: " — ") })
+        #expect(edges == [
+            ["\(lab.host1)/eth0", "\(lab.router1)/e1"].sorted().joined(separator: " — "),
+            ["\(lab.router1)/e0", "\(lab.router2)/e0"].sorted().joined(separator: " — "),
+            ["\(lab.router2)/e1", "\(lab.host2)/eth0"].sorted().joined(separator: " — "),
+        ])
+        #expect(ours.count == 3)
+
+        let dot = nsinspect("graph", lab.router1, "--format", "dot")
+        #expect(dot.succeeded)
+        let svg = Shell.run(["dot", "-Tsvg"], input: dot.stdout)
+        #expect(svg.succeeded && svg.stdout.contains("<svg"), "\(svg)")
+        // SVG text escapes '-' as &#45;.
+        func svgText(_ s: String) -> String { s.replacingOccurrences(of: "-", with: "&#45;") }
+        #expect(svg.stdout.contains(svgText(lab.router1)) && svg.stdout.contains(svgText(lab.host1)))
+        let mermaid = nsinspect("graph", lab.host1, lab.host2, "--format", "mermaid").stdout
+        let lines = mermaid.split(separator: "\n")
+        #expect(lines.first == "graph LR")
+        #expect(lines.dropFirst().allSatisfy { $0.hasPrefix("  ") })
+        // Both hosts and their neighbours (the two routers): all three veth edges are among them.
+        #expect(lines.filter { $0.contains("---|") }.count == 3)
+        let text = nsinspect("graph", lab.router1).stdout
+        #expect(text.contains("\(lab.host1) eth0  ──  e1 \(lab.router1)"))
+    }
+
+    @Test func bridgeLabShowsTheBridgeAndItsPorts() throws {
+        let scratch = Scratch("brdg")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let sw = try scratch.addNamespace("sw")
+        try Shell.must("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+        try Shell.must("ip", "-n", sw, "link", "set", "br0", "up")
+        var hosts: [String] = []
+        for i in 1...3 {
+            let host = try scratch.addNamespace("h\(i)")
+            hosts.append(host)
+            try Shell.must("ip", "link", "add", "eth0", "netns", host, "type", "veth", "peer", "name", "p\(i)", "netns", sw)
+            try Shell.must("ip", "-n", sw, "link", "set", "p\(i)", "master", "br0", "up")
+            try Shell.must("ip", "-n", host, "addr", "add", "192.168.77.\(10 + i)/24", "dev", "eth0")
+            try Shell.must("ip", "-n", host, "link", "set", "eth0", "up")
+        }
+        let graph = try #require(try Self.json("graph", sw, "--format", "json") as? [String: Any])
+        let bridges = try #require(graph["bridges"] as? [[String: Any]])
+        let bridge = try #require(bridges.first { $0["netns"] as? String == sw && $0["ifname"] as? String == "br0" })
+        let ports = try #require(bridge["ports"] as? [[String: Any]])
+        #expect(Set(ports.compactMap { $0["ifname"] as? String }) == ["p1", "p2", "p3"])
+        let peers = Set(ports.compactMap { ($0["peer"] as? [String: Any]).map { "\($0["netns"] ?? "")/\($0["ifname"] ?? "")" } })
+        #expect(peers == Set(hosts.map { "\($0)/eth0" }))
+        let text = nsinspect("graph", sw).stdout
+        #expect(text.contains("bridge  br0 in \(sw):"))
+        let dot = nsinspect("graph", sw, "--format", "dot").stdout
+        #expect(Shell.run(["dot", "-Tsvg"], input: dot).succeeded)
+        #expect(dot.contains("bridge in \(sw)"))
+    }
+
+    @Test func dumpCoversEveryNamespaceAndAgreesWithShow() throws {
+        let scratch = Scratch("dump")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let lab = try TwoRoutersLab(scratch)
+        let pid = try scratch.unsharedProcess()
+        let dump = try #require(try Self.json("dump", "--json") as? [String: Any])
+        for ns in [lab.host1, lab.router1, lab.router2, lab.host2, "pid:\(pid)"] {
+            #expect(dump[ns] != nil, "dump lacks \(ns)")
+        }
+        let router1 = try #require(dump[lab.router1] as? [String: Any])
+        let shown = try #require(try Self.json("show", lab.router1, "--json") as? [String: Any])
+        let dumpedLinks = try #require(router1["links"] as? [[String: Any]])
+        let shownLinks = try #require(shown["links"] as? [[String: Any]])
+        #expect(dumpedLinks.map { $0["ifname"] as? String } == shownLinks.map { $0["ifname"] as? String })
+        let dumpedE0 = try #require(dumpedLinks.first { $0["ifname"] as? String == "e0" })
+        #expect((dumpedE0["peer"] as? [String: Any])?["netns"] as? String == lab.router2)
+        let only = try #require(try Self.json("dump", lab.host2, "--json") as? [String: Any])
+        #expect(Set(only.keys) == [lab.host2])
+    }
+
+    @Test func badReferencesAndSectionsAreErrors() throws {
+        let missing = "nosuch-\(UInt32.random(in: 0..<UInt32.max))"
+        for arguments in [["show", missing], ["graph", missing], ["dump", missing]] {
+            let result = nsinspect(arguments: arguments)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("\(missing): no such namespace"), "\(arguments): \(result.stderr)")
+        }
+        #expect(nsinspect("show", "host", "nonsense").status != 0)
+        let sections = nsinspect("dump", "--sections", "links,bogus")
+        #expect(sections.status != 0 && sections.stderr.contains("bogus: unknown section"))
+    }
+}

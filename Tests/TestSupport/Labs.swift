@@ -1,0 +1,34 @@
+import Foundation
+
+/// The two-routers lab of LABS.md §1, built with `ip` commands the way users build it by hand:
+/// host1 — router1 — router2 — host2 over 10.0.1.0/24, 10.0.0.0/24, 10.0.2.0/24.
+public struct TwoRoutersLab {
+    public let host1: String, router1: String, router2: String, host2: String
+
+    public init(_ scratch: Scratch) throws {
+        host1 = try scratch.addNamespace("host1")
+        router1 = try scratch.addNamespace("router1")
+        router2 = try scratch.addNamespace("router2")
+        host2 = try scratch.addNamespace("host2")
+        for ns in [host1, router1, router2, host2] { try Shell.must("ip", "-n", ns, "link", "set", "lo", "up") }
+        try Shell.must("ip", "link", "add", "eth0", "netns", host1, "type", "veth", "peer", "name", "e1", "netns", router1)
+        try Shell.must("ip", "link", "add", "e0", "netns", router1, "type", "veth", "peer", "name", "e0", "netns", router2)
+        try Shell.must("ip", "link", "add", "e1", "netns", router2, "type", "veth", "peer", "name", "eth0", "netns", host2)
+        for (ns, dev, address) in [(host1, "eth0", "10.0.1.10/24"), (router1, "e1", "10.0.1.1/24"), (router1, "e0", "10.0.0.1/24"),
+                                   (router2, "e0", "10.0.0.2/24"), (router2, "e1", "10.0.2.1/24"), (host2, "eth0", "10.0.2.10/24")] {
+            try Shell.must("ip", "-n", ns, "addr", "add", address, "dev", dev)
+            try Shell.must("ip", "-n", ns, "link", "set", dev, "up")
+        }
+        for ns in [router1, router2] { try Shell.must("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1") }
+        try Shell.must("ip", "-n", host1, "route", "add", "default", "via", "10.0.1.1")
+        try Shell.must("ip", "-n", host2, "route", "add", "default", "via", "10.0.2.1")
+        try Shell.must("ip", "-n", router1, "route", "add", "default", "via", "10.0.0.2")
+        try Shell.must("ip", "-n", router2, "route", "add", "default", "via", "10.0.0.1")
+    }
+
+    /// One ping from host1 to host2; returns ping's output (which carries `ttl=`).
+    @discardableResult
+    public func ping() throws -> String {
+        try Shell.must("ip", "netns", "exec", host1, "ping", "-c", "1", "-W", "2", "10.0.2.10")
+    }
+}
