@@ -141,3 +141,14 @@ func parseDecimal<C: Collection>(_ bytes: C) -> UInt64? where C.Element == UInt8
     }
     return value
 }
+
+/// Reading a user's file (a lab file) with the errors every command prints the same way.
+public enum TextFile {
+    public static func read(_ path: String, operation: String = "") throws(OperationError) -> String {
+        switch Sys.readFile(path, limit: 16 << 20) {
+        case .success(let bytes): return String(decoding: bytes, as: UTF8.self)
+        case .failure(let e):
+            throw OperationError(operation, path, e == .ENOENT ? "no such file" : "cannot read: \(e)", errno: e)
+        }
+    }
+}

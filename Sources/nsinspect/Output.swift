@@ -28,6 +28,12 @@ enum Output {
     /// is compact unless asked (`-p`).
     static let prettyJSON: Bool = isatty(1) == 1
 
+    /// Text on stderr without a newline (progress lines).
+    static func warnRaw(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer in writeAll(2, buffer) }
+    }
+
     static func json(_ value: JSON, pretty: Bool = Output.prettyJSON) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(1 << 16)

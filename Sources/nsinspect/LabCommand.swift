@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CShim
+import JSONKit
+import Lab
+import Netlink
+import Probes
+import ProcNS
+
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Namespace labs from YAML: build, check, enter and remove them.",
+        discussion: "The lab format is described in the README and docs/lab-format.md; pyns2 files are read as they are.",
+        subcommands: [LabUp.self, LabDown.self, LabStatus.self, LabExec.self, LabTest.self]
+    )
+}
+
+/// The lab file of every `lab` subcommand, read and validated before anything is touched.
+struct LabFileArgument: ParsableArguments {
+    @Argument(help: "The lab file (our YAML schema or pyns2's).") var file: String
+
+    /// Reads and validates the file; every problem is printed as `OPERATION: FILE:LINE:COL: message`.
+    func load(_ operation: String) throws -> LabSpec {
+        let text = try TextFile.read(file, operation: operation)
+        do {
+            return try LabFile.load(text, path: file).spec
+        } catch {
+            for problem in error.operationErrors(operation) { Output.warn(problem.description) }
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// A progress line on stderr, for labs that take longer than a moment, and only on a terminal.
+final class ProgressLine {
+    private let start = monotonicNanoseconds()
+    private let operation: String
+    private var shown = false
+    private let enabled = isatty(2) == 1
+
+    init(_ operation: String) { self.operation = operation }
+
+    func update(_ done: Int, _ total: Int, _ what: String) {
+        guard enabled, shown || monotonicNanoseconds() - start > 500_000_000 else { return }
+        shown = true
+        let text = "\(operation): [\(done + 1)/\(total)] \(what)"
+        Output.warnRaw("\r\u{1B}[K" + String(text.prefix(120)))
+    }
+
+    func finish() { if shown { Output.warnRaw("\r\u{1B}[K") } }
+}
+
+struct LabUp: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Build the lab over netlink (namespaces named in /var/run/netns, links, addresses, routes, sysctls, nftables rules).",
+        discussion: """
+            Nothing is created if the file has a problem. A lab that is already up is left as it is. If a \
+            step fails, everything this run made is removed and the step is named. A namespace or host \
+            interface of the same name that the lab did not make is never touched. --dry-run prints the \
+            steps as the equivalent ip/sysctl/nft commands.
+            """
+    )
+    static var operationName: String { "lab up" }
+
+    @OptionGroup var lab: LabFileArgument
+    @Flag(help: "Print the steps, change nothing.") var dryRun = false
+
+    func run() throws {
+        let spec = try lab.load("lab up")
+        if dryRun {
+            for step in LabPlan.make(spec).steps { Output.line(step.description) }
+            return
+        }
+        try requireCapabilities([.sysAdmin, .netAdmin], for: "lab up")
+        let builder = LabBuilder(spec: spec)
+        let progress = ProgressLine("lab up")
+        builder.progress = { done, total, step in progress.update(done, total, step.description) }
+        let started = monotonicNanoseconds()
+        defer { progress.finish() }
+        switch try builder.up() {
+        case .alreadyUp:
+            progress.finish()
+            Output.line("lab \(spec.name) is already up; nothing changed")
+        case .built(let steps):
+            progress.finish()
+            let ms = (monotonicNanoseconds() - started) / 1_000_000
+            Output.line("lab \(spec.name) is up: \(spec.namespaces.count) namespace\(spec.namespaces.count == 1 ? "" : "s"), \(spec.veths.count) veth pair\(spec.veths.count == 1 ? "" : "s"), \(steps) steps in \(ms) ms")
+        }
+    }
+}
+
+struct LabDown: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Remove everything the lab made, and nothing else.",
+        discussion: "Works after a partial `up` and after parts were removed by hand. A lab that is not up is reported, with exit status 0."
+    )
+    static var operationName: String { "lab down" }
+
+    @OptionGroup var lab: LabFileArgument
+
+    func run() throws {
+        let spec = try lab.load("lab down")
+        try requireCapabilities([.sysAdmin, .netAdmin], for: "lab down")
+        let builder = LabBuilder(spec: spec)
+        let progress = ProgressLine("lab down")
+        builder.progress = { done, total, step in progress.update(done, total, step.description) }
+        let result = try builder.down()
+        progress.finish()
+        for item in result.leftAlone { Output.warn("lab down: left alone: \(item)") }
+        if result.wasUp {
+            Output.line("lab \(spec.name) is down: removed \(result.removed.joined(separator: ", "))")
+        } else {
+            Output.line("lab \(spec.name) is not up; nothing to remove")
+        }
+    }
+}
+
+struct LabStatus: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Compare the lab file with what is on the machine (drift); exit status 1 if they differ.",
+        discussion: "Missing, extra or changed namespaces, links, addresses, routes and sysctls, read over netlink."
+    )
+    static var operationName: String { "lab status" }
+
+    @OptionGroup var lab: LabFileArgument
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let spec = try lab.load("lab status")
+        let drift = try LabBuilder(spec: spec).status()
+        if common.json {
+            var o = JSONObjectBuilder()
+            o.add("lab", spec.name)
+            o.add("up", drift.isEmpty)
+            o.add("drift", .array(drift.map { d in
+                var x = JSONObjectBuilder()
+                x.add("kind", d.kind.rawValue); x.add("what", d.what); x.add("detail", d.detail)
+                return x.json
+            }))
+            Output.json(o.json)
+        } else if drift.isEmpty {
+            Output.line("lab \(spec.name) is up and matches \(lab.file)")
+        } else {
+            let missingAll = drift.filter { $0.kind == .missing && $0.what.hasPrefix("namespace ") }.count == spec.namespaces.count
+            Output.line(missingAll ? "lab \(spec.name) is not up" : "lab \(spec.name) differs from \(lab.file):")
+            if !missingAll {
+                var table = Table("DRIFT", "WHAT", "DETAIL")
+                for d in drift { table.add(d.kind.rawValue, d.what, d.detail ?? "") }
+                Output.write(table.render())
+            }
+        }
+        if !drift.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct LabExec: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run a command in one of the lab's namespaces (exec with the lab's names).",
+        discussion: "nsinspect exits with the command's exit status."
+    )
+    static var operationName: String { "lab exec" }
+
+    @OptionGroup var lab: LabFileArgument
+    @Argument(help: "A namespace of the lab.") var namespace: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).") var command: [String] = []
+
+    func run() throws {
+        var argv = command
+        if argv.first == "--" { argv.removeFirst() }
+        guard !argv.isEmpty else { throw OperationError("lab exec", namespace, "no command given (nsinspect lab exec FILE NS -- CMD …)") }
+        let spec = try lab.load("lab exec")
+        let names = spec.namespaces.compactMap { if case .namespace(let n) = $0.place { n } else { nil } }
+        guard names.contains(namespace) || namespace == "host" else {
+            throw OperationError("lab exec", namespace, "not a namespace of lab \(spec.name) (its namespaces: \(names.joined(separator: ", ")))")
+        }
+        try requireCapabilities([.sysAdmin], for: "lab exec")
+        let handle: NamespaceHandle
+        if namespace == "host" {
+            handle = try NamespaceHandle.host()
+        } else {
+            let (presence, found) = LabBuilder(spec: spec).presence(of: namespace)
+            switch presence {
+            case .absent: throw OperationError("lab exec", namespace, "lab \(spec.name) is not up (nsinspect lab up \(lab.file))")
+            case .foreign(let reason): throw OperationError("lab exec", namespace, reason)
+            case .ours: handle = found!
+            }
+        }
+        var spawner = Spawner(namespace: handle)
+        spawner.privateMounts = true
+        spawner.etcName = namespace == "host" ? nil : namespace
+        nsi_ignore_interactive_signals(1)
+        let status = try spawner.spawn(argv).wait()
+        nsi_ignore_interactive_signals(0)
+        throw ExitCode(status.code)
+    }
+}
+
+struct LabTest: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Check the lab's expect: block against the running lab; exit status 1 on any failure.",
+        discussion: "reach/unreachable (ICMP echo, or UDP to a listener), ttl (of the echo reply), hops (from the reply TTL), nat (classified by measurement)."
+    )
+    static var operationName: String { "lab test" }
+
+    @OptionGroup var lab: LabFileArgument
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let spec = try lab.load("lab test")
+        try requireCapabilities([.sysAdmin, .netRaw], for: "lab test")
+        let builder = LabBuilder(spec: spec)
+        var handles: [LabPlace: NamespaceHandle] = [.host: try NamespaceHandle.host()]
+        for entry in builder.presences() {
+            switch entry.presence {
+            case .ours: handles[.namespace(entry.name)] = entry.handle
+            case .absent: throw OperationError("lab test", spec.name, "lab is not up: namespace \(entry.name) is missing (nsinspect lab up \(lab.file))")
+            case .foreign(let reason): throw OperationError("lab test", spec.name, reason)
+            }
+        }
+        let checks = LabTester(spec: spec, handles: handles, prober: SocketProber()).run()
+        if common.json {
+            Output.json(.array(checks.map { c in
+                var o = JSONObjectBuilder()
+                o.add("result", c.outcome.rawValue.lowercased()); o.add("expect", c.expectation); o.add("observed", c.observed)
+                o.add("line", c.position.line)
+                return o.json
+            }))
+        } else {
+            for c in checks {
+                let label = c.outcome == .pass ? Output.styled("PASS", .green) : c.outcome == .fail ? Output.styled("FAIL", .red) : Output.styled("SKIP", .yellow)
+                Output.line("\(label)  \(c.expectation): \(c.observed)")
+            }
+            let failed = checks.filter { $0.outcome == .fail }.count
+            if checks.isEmpty {
+                Output.line("\(lab.file) has no expect: block; nothing to check")
+            } else {
+                Output.line("\(checks.count - failed) of \(checks.count) expectations hold" + (failed > 0 ? "; \(failed) failed" : ""))
+            }
+        }
+        if checks.contains(where: { $0.outcome == .fail }) { throw ExitCode(1) }
+    }
+}
+
+/// The lab tester's probes, over the Probes module's sockets opened inside the lab's namespaces.
+struct SocketProber: LabProber {
+    func echo(from: NamespaceHandle, to address: IPAddress, timeout: UInt64) throws -> LabEchoResult {
+        let prober = try EchoProber(from: from, to: address)
+        do {
+            try prober.send(sequence: 1)
+        } catch let error as OperationError where [ENETUNREACH, EHOSTUNREACH, EACCES, EPERM].map(Errno.init).contains(error.errno) {
+            // The sender's own kernel refused: no route (or a local rule). That is an answer, not a failure.
+            return .error("not sent: \(error.errno!) in the sending namespace")
+        }
+        switch prober.answer(to: 1, before: monotonicNanoseconds() + timeout) {
+        case .reply(_, let ttl, let rtt, _): return .reply(ttl: ttl, rtt: rtt)
+        case .error(_, let type, let code, let sender, _): return .error(ICMPNames.describe(type: type, code: code, v6: address.family == .v6) + " from \(sender)")
+        case .timeout: return .timeout
+        }
+    }
+
+    func udp(from: NamespaceHandle, sourcePort: UInt16?, to address: IPAddress, port: UInt16, listener: NamespaceHandle,
+             listenerPort: UInt16, timeout: UInt64) throws -> (arrived: Bool, from: String?) {
+        let receiver = try UDPEndpoint(in: listener, family: address.family, port: listenerPort)
+        let sender = try UDPEndpoint(in: from, family: address.family, port: sourcePort ?? 0)
+        let nonce = Array("nsinspect-lab-\(UInt64.random(in: 0..<UInt64.max))".utf8)
+        try sender.send(nonce, to: address, port: port)
+        guard let arrival = receiver.receive(nonce, before: monotonicNanoseconds() + timeout) else { return (false, nil) }
+        return (true, "\(arrival.from):\(arrival.port)")
+    }
+
+    func natType(_ expectation: LabNATExpectation, handles: [LabPlace: NamespaceHandle], spec: LabSpec) throws -> (type: String, evidence: String)? {
+        nil
+    }
+}
