@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "nsinspect",
             dependencies: [
-                "Lab", "Probes", "Netlink", "ProcNS", "JSONKit",
+                "Lab", "Probes", "Netlink", "NetAddress", "ProcNS", "JSONKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -329,6 +329,9 @@ public final class UDPEndpoint: @unchecked Sendable {
     /// The port the socket is bound to.
     public var port: UInt16 { socket.localEndpoint.port }
 
+    /// The TTL (hop limit) of what it sends.
+    public func setTTL(_ ttl: UInt8) { socket.setTTL(ttl) }
+
     public func send(_ payload: [UInt8], to address: IPAddress, port: UInt16) throws {
         let target = SocketAddress(address, port: port)
         let n = target.withPointer { a, l in payload.withUnsafeBytes { sendto(socket.fd, $0.baseAddress, $0.count, 0, a, l) } }

@@ -242,7 +242,8 @@ extension String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 
+    /// Left-aligned in a column of `length` characters (at least one space after it).
     func padding(toLength length: Int) -> String {
-        count >= length ? self + " " : self + String(repeating: " ", count: length - count)
+        count >= length - 1 ? self + " " : self + String(repeating: " ", count: length - count)
     }
 }

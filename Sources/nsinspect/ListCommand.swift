@@ -18,13 +18,19 @@ struct ListCommand: NSCommand {
             """
     )
 
+    @Argument(help: "Only these namespaces (NS references); all by default.") var references: [String] = []
+
     @Flag(help: "Leave out the IFACES and ADDRS columns: no per-namespace queries, just the census (what lsns does).")
     var noInterfaces = false
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let census = try Census.scan()
+        var census = try Census.scan()
+        if !references.isEmpty {
+            let selected = try references.map { try census.select(NamespaceReference.parse($0)).id }
+            census.namespaces = census.namespaces.filter { selected.contains($0.id) }
+        }
         let open = OpenNamespaces(census)
         let nsids = NamespaceDetails.nsids(open)
         let interfaces = noInterfaces ? [:] : NamespaceDetails.interfaces(open)

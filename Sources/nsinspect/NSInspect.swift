@@ -15,7 +15,7 @@ struct NSInspect: ParsableCommand {
             nspawn:MACHINE, mininet:h1, or host.
             """,
         version: "0.1.0",
-        subcommands: [ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, LabCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
+        subcommands: [DemoCommand.self, ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, PathCommand.self, TraceCommand.self, LabCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
     )
 
     /// Runs the command and turns every error into one line on stderr and a non-zero exit status.

@@ -1,0 +1,379 @@
+/// What the trace command knows of a probe it sent.
+public struct SentProbe: Sendable {
+    public var sequence: UInt16
+    /// When it was sent (CLOCK_MONOTONIC ns, the clock of the events).
+    public var sentAt: UInt64
+    public var outcome: ProbeOutcome
+
+    public init(sequence: UInt16, sentAt: UInt64, outcome: ProbeOutcome) {
+        self.sequence = sequence
+        self.sentAt = sentAt
+        self.outcome = outcome
+    }
+}
+
+/// What came back for a probe, as the sending socket saw it.
+public enum ProbeOutcome: Sendable, Equatable {
+    /// An echo reply (or a UDP reply / TCP SYN-ACK) arriving with this TTL.
+    case reply(ttl: UInt8?, rtt: UInt64)
+    /// An ICMP error about the probe, from `from`.
+    case icmpError(type: UInt8, code: UInt8, from: String, v6: Bool)
+    /// A TCP RST: the port is closed, but the host answered.
+    case reset
+    case timeout
+    /// The sending namespace's own kernel refused it (no route).
+    case notSent(String)
+}
+
+/// One namespace on the path `path` predicts, as the trace compares with what it sees.
+public struct ExpectedHop: Sendable, Equatable {
+    public var namespace: UInt32
+    public var label: String
+    public var inInterface: String?
+    public var outInterface: String?
+    public var forwards: Bool
+
+    public init(namespace: UInt32, label: String, inInterface: String?, outInterface: String?, forwards: Bool) {
+        self.namespace = namespace
+        self.label = label
+        self.inInterface = inInterface
+        self.outInterface = outInterface
+        self.forwards = forwards
+    }
+}
+
+/// Which way an event's packet goes, relative to the probe.
+public enum TraceDirection: String, Sendable {
+    case request, reply, error, other
+}
+
+/// One line of a probe's timeline.
+public struct TimelineEntry: Sendable {
+    public var event: PacketEvent
+    /// Nanoseconds since the probe was sent.
+    public var offset: Int64
+    public var namespace: String
+    public var direction: TraceDirection
+}
+
+/// A namespace as the packet crossed it: in on one interface, out on another, the TTL on both sides,
+/// what was rewritten in between, and what stopped it there.
+public struct ObservedHop: Sendable, Equatable {
+    public var namespace: UInt32
+    public var label: String
+    public var inInterface: String?
+    public var outInterface: String?
+    public var ttlIn: UInt8?
+    public var ttlOut: UInt8?
+    /// "SNAT 10.0.2.1:12345 → 100.64.2.100:54321", "DNAT …".
+    public var rewrites: [String]
+    /// The kernel's drop reason (its BTF name) when the packet died here.
+    public var drop: String?
+    /// Where in the namespace: "on input from e1", "at e0".
+    public var dropPlace: String?
+    /// The route lookup the kernel made here (fib tracepoints).
+    public var route: String?
+    /// An ICMP error the kernel sent back from here (icmp_send).
+    public var icmpSent: String?
+    /// Packet headers before (first seen) and after (last seen) this namespace, for rewrites.
+    var first: PacketHeaders?
+    var last: PacketHeaders?
+
+    public var forwards: Bool { inInterface != nil && outInterface != nil }
+}
+
+/// Everything a trace learned about one probe.
+public struct ProbeReport: Sendable {
+    public var sequence: UInt16
+    public var outcome: ProbeOutcome
+    public var timeline: [TimelineEntry]
+    public var requestHops: [ObservedHop]
+    public var replyHops: [ObservedHop]
+    /// The drop that ended the probe, if one was seen: the hop where it happened.
+    public var drop: ObservedHop?
+    /// Routed hops the probe was seen to make (namespaces it went in and out of).
+    public var observedRoutedHops: Int
+    /// Routed hops by the reply's TTL: the responder's initial TTL minus the TTL on arrival.
+    public var replyRoutedHops: Int?
+    public var verdict: String
+    /// Observation, prediction and reply TTL agree.
+    public var agrees: Bool
+}
+
+/// Turns the events of a trace into per-probe reports.
+public struct TraceAssembler {
+    public enum Identity: Sendable {
+        case icmpEcho(id: UInt16)
+        /// A UDP or TCP probe from `sourcePort` to `destinationPort` (the probe's direction).
+        case flow(proto: UInt8, sourcePort: UInt16, destinationPort: UInt16)
+    }
+
+    public let identity: Identity
+    /// Names of namespaces by inode (`router1`, `pid:1234`); unknown inodes print as `net:[N]`.
+    public let labels: [UInt32: String]
+    public let dropReasons: DropReasons
+    /// The hops `path` predicts (empty when it could not predict).
+    public let expected: [ExpectedHop]
+    /// The TTL the responder sends replies with (its ip_default_ttl), for the routed-hop count.
+    public let initialTTL: Int
+    public let requestedTTL: UInt8?
+    /// `path` predicted a routing loop.
+    public let predictedLoop: Bool
+
+    public init(identity: Identity, labels: [UInt32: String], dropReasons: DropReasons, expected: [ExpectedHop],
+                initialTTL: Int = 64, requestedTTL: UInt8? = nil, predictedLoop: Bool = false) {
+        self.predictedLoop = predictedLoop
+        self.identity = identity
+        self.labels = labels
+        self.dropReasons = dropReasons
+        self.expected = expected
+        self.initialTTL = initialTTL
+        self.requestedTTL = requestedTTL
+    }
+
+    public func label(_ inode: UInt32) -> String { labels[inode] ?? "net:[\(inode)]" }
+
+    // MARK: Classification
+
+    /// The direction of an event's packet, and the probe sequence it names (ICMP only).
+    public func classify(_ event: PacketEvent) -> (TraceDirection, UInt16?) {
+        guard let p = event.packet else { return (.other, nil) }
+        switch identity {
+        case .icmpEcho(let id):
+            if p.isICMP, p.hasTransport, p.icmpID == id {
+                if p.isEchoRequest { return (.request, p.icmpSequence) }
+                if p.isEchoReply { return (.reply, p.icmpSequence) }
+            }
+            if p.isICMP, let q = event.quoted, q.isEchoRequest, q.icmpID == id { return (.error, q.icmpSequence) }
+            // A route lookup carries the flow only (no ICMP id): its direction from the addresses.
+            return (.other, nil)
+        case .flow(let proto, let sport, let dport):
+            if p.proto == proto, p.hasTransport {
+                if p.sourcePort == sport && p.destinationPort == dport { return (.request, nil) }
+                if p.sourcePort == dport && p.destinationPort == sport { return (.reply, nil) }
+            }
+            if p.isICMP, let q = event.quoted, q.proto == proto, q.sourcePort == sport, q.destinationPort == dport { return (.error, nil) }
+            return (.other, nil)
+        }
+    }
+
+    /// Route lookups only carry the flow: they go with the request when they look up its destination.
+    func routeDirection(_ event: PacketEvent, request: PacketHeaders?, reply: PacketHeaders?) -> TraceDirection {
+        guard let p = event.packet else { return .other }
+        if let r = request, p.destination == r.destination { return .request }
+        if let r = reply, p.destination == r.destination { return .reply }
+        return .other
+    }
+
+    // MARK: Assembly
+
+    public func assemble(events: [PacketEvent], probes: [SentProbe]) -> [ProbeReport] {
+        let sorted = events.sorted { $0.timestamp < $1.timestamp }
+        var perProbe: [[(PacketEvent, TraceDirection)]] = Array(repeating: [], count: probes.count)
+        let starts = probes.map(\.sentAt)
+        func window(_ t: UInt64) -> Int? {
+            guard let first = starts.first, t + 1_000_000 >= first else { return nil }  // 1 ms of clock slack
+            return (starts.lastIndex { $0 <= t + 1_000_000 }) ?? 0
+        }
+        var pendingRoutes: [PacketEvent] = []
+        for event in sorted {
+            let (direction, sequence) = classify(event)
+            let slot: Int?
+            if let sequence, let i = probes.firstIndex(where: { $0.sequence == sequence }) {
+                slot = i
+            } else if direction != .other {
+                slot = window(event.timestamp)
+            } else {
+                if case .route = event.detail { pendingRoutes.append(event) }
+                if event.hook == .icmpSend || event.hook == .neighbour { if let i = window(event.timestamp) { perProbe[i].append((event, .other)) } }
+                continue
+            }
+            if let slot { perProbe[slot].append((event, direction)) }
+        }
+        // Route lookups: with the probe whose window they fall in, in the direction whose destination they look up.
+        for event in pendingRoutes {
+            guard let i = window(event.timestamp) else { continue }
+            let request = perProbe[i].first { $0.1 == .request }?.0.packet
+            let reply = perProbe[i].first { $0.1 == .reply }?.0.packet
+            let direction = routeDirection(event, request: request, reply: reply)
+            if direction != .other { perProbe[i].append((event, direction)) }
+        }
+        return probes.enumerated().map { i, probe in
+            report(probe, perProbe[i].sorted { $0.0.timestamp < $1.0.timestamp })
+        }
+    }
+
+    func report(_ probe: SentProbe, _ events: [(PacketEvent, TraceDirection)]) -> ProbeReport {
+        let timeline = events.map { e, d in
+            TimelineEntry(event: e, offset: Int64(bitPattern: e.timestamp &- probe.sentAt), namespace: label(e.netns), direction: d)
+        }
+        let requestHops = hops(events.filter { $0.1 == .request }.map(\.0), direction: .request)
+        let replies = events.filter { $0.1 == .reply }.map(\.0)
+        let replyHops = replies.contains(where: { $0.hook != .routeLookup && $0.hook != .routeLookup6 })
+            ? hops(replies, direction: .reply)
+            : hops(events.filter { $0.1 == .error }.map(\.0), direction: .error)
+        let drop = requestHops.first { $0.drop != nil } ?? replyHops.first { $0.drop != nil }
+        let routed = requestHops.filter(\.forwards).count
+        var replyRouted: Int?
+        if case .reply(let ttl?, _) = probe.outcome { replyRouted = initialTTL - Int(ttl) }
+        let (verdict, agrees) = judge(probe, requestHops: requestHops, replyHops: replyHops, drop: drop, routed: routed,
+                                      replyRouted: replyRouted, timeline: timeline)
+        return ProbeReport(sequence: probe.sequence, outcome: probe.outcome, timeline: timeline, requestHops: requestHops,
+                           replyHops: replyHops, drop: drop, observedRoutedHops: routed, replyRoutedHops: replyRouted,
+                           verdict: verdict, agrees: agrees)
+    }
+
+    /// Groups one direction's events by namespace, in time order.
+    func hops(_ events: [PacketEvent], direction: TraceDirection) -> [ObservedHop] {
+        var hops: [ObservedHop] = []
+        for event in events {
+            if hops.last?.namespace != event.netns || event.netns == 0 {
+                hops.append(ObservedHop(namespace: event.netns, label: label(event.netns), rewrites: []))
+            }
+            var hop = hops.removeLast()
+            if let p = event.packet, event.hook == .transmit || event.hook == .receive || event.hook == .drop
+                || event.hook == .tcxIngress || event.hook == .tcxEgress {
+                if hop.first == nil { hop.first = p }
+                hop.last = p
+            }
+            switch event.hook {
+            case .receive, .tcxIngress:
+                if hop.inInterface == nil {
+                    hop.inInterface = event.ifname
+                    hop.ttlIn = event.packet?.ttl
+                }
+            case .transmit, .tcxEgress:
+                hop.outInterface = event.ifname
+                hop.ttlOut = event.packet?.ttl
+            case .drop:
+                // The echo reply dropped after the raw socket took its copy is how a reply ends, not a drop.
+                let reason = dropReasons.name(event.dropReason)
+                if !(direction == .reply && reason == "NO_SOCKET") {
+                    hop.drop = reason
+                    if hop.outInterface == nil, let input = hop.inInterface {
+                        hop.dropPlace = "on input from \(input)"
+                    } else if !event.ifname.isEmpty {
+                        hop.dropPlace = "at \(event.ifname)"
+                    }
+                }
+            case .routeLookup, .routeLookup6:
+                if case .route(let r) = event.detail, r.error == 0 || hop.route == nil {
+                    hop.route = r.error == 0 ? "table \(r.table) → if\(r.outputInterface)" + (r.gateway.map { " via \($0)" } ?? "")
+                        : "table \(r.table): no match (\(r.error))"
+                }
+            case .icmpSend:
+                if case .icmpSent(let type, let code) = event.detail {
+                    hop.icmpSent = ICMPNames.describe(type: type, code: code, v6: event.packet?.version == 6)
+                }
+            case .neighbour:
+                break
+            }
+            hops.append(hop)
+        }
+        // A namespace where only a route lookup was seen is not a hop of this packet.
+        hops.removeAll { $0.first == nil && $0.drop == nil && $0.icmpSent == nil }
+        for i in hops.indices {
+            hops[i].rewrites = rewrites(hops[i].first, hops[i].last)
+        }
+        return hops
+    }
+
+    /// What changed in the headers between the first and the last sighting in a namespace.
+    func rewrites(_ before: PacketHeaders?, _ after: PacketHeaders?) -> [String] {
+        guard let b = before, let a = after else { return [] }
+        func endpoint(_ address: PacketAddress, _ port: UInt16, _ p: PacketHeaders) -> String {
+            p.hasTransport && !p.isICMP ? "\(address):\(port)" : address.description
+        }
+        var out: [String] = []
+        if b.source != a.source || (b.hasTransport && a.hasTransport && !b.isICMP && b.sourcePort != a.sourcePort) {
+            out.append("SNAT \(endpoint(b.source, b.sourcePort, b)) → \(endpoint(a.source, a.sourcePort, a))")
+        }
+        if b.destination != a.destination || (b.hasTransport && a.hasTransport && !b.isICMP && b.destinationPort != a.destinationPort) {
+            out.append("DNAT \(endpoint(b.destination, b.destinationPort, b)) → \(endpoint(a.destination, a.destinationPort, a))")
+        }
+        return out
+    }
+
+    // MARK: Verdict
+
+    func judge(_ probe: SentProbe, requestHops: [ObservedHop], replyHops: [ObservedHop], drop: ObservedHop?, routed: Int,
+               replyRouted: Int?, timeline: [TimelineEntry]) -> (String, Bool) {
+        let predicted = expected.filter(\.forwards).count
+        let observedPath = requestHops.map(\.namespace)
+        // An ICMP error the probe earned explains a drop that goes with it (TTL expired, port closed).
+        if case .icmpError(let type, let code, let from, let v6) = probe.outcome {
+            let what = ICMPNames.describe(type: type, code: code, v6: v6)
+            let sender = requestHops.last(where: { $0.icmpSent != nil })?.label ?? from
+            let timeExceeded = (type == 11 && !v6) || (type == 3 && v6)
+            let portUnreachable = (type == 3 && code == 3 && !v6) || (type == 1 && code == 4 && v6)
+            if timeExceeded {
+                let visits = Dictionary(grouping: requestHops, by: \.namespace)
+                if requestedTTL == nil, visits.values.contains(where: { $0.count > 1 }) {
+                    let looping = requestHops.filter { visits[$0.namespace]!.count > 1 }
+                    let names = looping.prefix(2).map(\.label)
+                    return ("routing loop between \(names.joined(separator: " and ")): the probe passed \(looping.count) times through them until its ttl ran out in \(sender)"
+                            + (predictedLoop ? ", as path predicted" : "; path did not predict it"), predictedLoop)
+                }
+                guard let ttl = requestedTTL else { return ("\(what) from \(sender): fewer hops than the path has", false) }
+                let expectedAt = expected.filter(\.forwards).dropFirst(Int(ttl) - 1).first?.label
+                let agrees = expectedAt == nil || expectedAt == sender
+                return ("\(what) from \(sender) after \(ttl) hop\(ttl == 1 ? "" : "s"), as --ttl \(ttl) asks"
+                        + (agrees ? "" : "; path predicted \(expectedAt!) there"), agrees)
+            }
+            if portUnreachable, let last = requestHops.last, last.label == sender || expected.last?.namespace == last.namespace {
+                let agrees = expected.isEmpty || (routed == predicted && expected.last?.namespace == last.namespace)
+                return ("reached \(last.label) over \(routed) routed hop\(routed == 1 ? "" : "s")"
+                        + (expected.isEmpty ? "" : " (\(predicted) predicted by path)") + "; it answers \(what): nothing listens there", agrees)
+            }
+            return ("\(what) from \(sender)", false)
+        }
+        // A TCP reset from the destination: the SYN arrived (and was dropped there for want of a socket).
+        if probe.outcome == .reset, let last = requestHops.last {
+            let agrees = expected.isEmpty || (routed == predicted && expected.last?.namespace == last.namespace)
+            return ("reached \(last.label) over \(routed) routed hop\(routed == 1 ? "" : "s")"
+                    + (expected.isEmpty ? "" : " (\(predicted) predicted by path)") + "; it answers with a TCP reset: nothing listens on that port", agrees)
+        }
+        if let drop, let reason = drop.drop {
+            var text = "dropped in \(drop.label)" + (drop.dropPlace.map { " " + $0 } ?? "") + ": \(reason)"
+            if let at = expected.firstIndex(where: { $0.namespace == drop.namespace }), at < expected.count - 1 {
+                text += "; path predicted it to go on to \(expected[at + 1].label)"
+            }
+            return (text, false)
+        }
+        switch probe.outcome {
+        case .notSent(let why):
+            return ("not sent: \(why)", false)
+        case .icmpError:
+            return ("an ICMP error", false)  // handled above
+        case .timeout:
+            if let last = requestHops.last {
+                let via = last.outInterface.map { " leaving via \($0)" } ?? last.inInterface.map { " arriving on \($0)" } ?? ""
+                if replyHops.isEmpty {
+                    return ("no reply: the probe was last seen in \(last.label)\(via), and no drop was seen", false)
+                }
+                return ("no reply reached the sender: the reply was last seen in \(replyHops.last!.label)", false)
+            }
+            return ("no reply, and the probe was not seen in any traced namespace", false)
+        case .reset:
+            return ("the destination answered with a TCP reset (port closed)", routed == predicted)
+        case .reply:
+            var facts: [String] = ["\(routed) routed hop\(routed == 1 ? "" : "s") seen"]
+            if !expected.isEmpty { facts.append("\(predicted) predicted by path") }
+            if let r = replyRouted { facts.append("\(r) by the reply's ttl (\(initialTTL) − \(initialTTL - r))") }
+            let counts = [routed] + (expected.isEmpty ? [] : [predicted]) + (replyRouted.map { [$0] } ?? [])
+            let sameCount = Set(counts).count == 1
+            let predictedPath = expected.map(\.namespace)
+            if !expected.isEmpty, let diverge = Array(zip(observedPath, predictedPath)).firstIndex(where: { $0 != $1 }) {
+                return ("\(facts.joined(separator: ", ")); the probe went through \(requestHops[diverge].label) where path predicted \(expected[diverge].label)", false)
+            }
+            if sameCount {
+                return (facts.joined(separator: " = ") + ": they agree", true)
+            }
+            if let r = replyRouted, r != routed {
+                return (facts.joined(separator: ", ") + ": the way back differs from the way there (\(replyHops.filter(\.forwards).map(\.label).joined(separator: ", ")))", false)
+            }
+            return (facts.joined(separator: ", ") + ": they differ", false)
+        }
+    }
+
+}

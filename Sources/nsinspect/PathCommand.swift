@@ -1,0 +1,168 @@
+import ArgumentParser
+import JSONKit
+import Netlink
+import ProcNS
+
+/// Everything a path prediction needs: the census, the wiring of every namespace (one link dump each),
+/// and the full tables and forwarding sysctls of the namespaces a walk visits, read when first needed.
+final class PathContext {
+    let open: OpenNamespaces
+    let wiring: Wiring
+    private var states: [Int: NamespaceState] = [:]
+    private var forwardingCache: [String: Bool] = [:]
+
+    init(census: Census) throws {
+        open = OpenNamespaces(census)
+        var links: [[Link]] = []
+        for result in try open.snapshots(.links) {
+            links.append((try? result.get().state.links) ?? [])
+        }
+        wiring = open.wiring(links)
+    }
+
+    func state(_ i: Int) -> NamespaceState? {
+        if let known = states[i] { return known }
+        guard let state = try? NetlinkSession(in: open.handles[i], label: open.labels[i]).snapshot() else { return nil }
+        states[i] = state
+        return state
+    }
+
+    func forwarding(_ i: Int, _ family: IPAddress.Family) -> Bool {
+        let key = family == .v4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding"
+        if let known = forwardingCache["\(i)/\(key)"] { return known }
+        let value = (try? Sysctl.read(key, in: open.handles[i])) == "1"
+        forwardingCache["\(i)/\(key)"] = value
+        return value
+    }
+
+    var predictor: PathPredictor {
+        PathPredictor(wiring: wiring, state: { [unowned self] in self.state($0) }, forwarding: { [unowned self] in self.forwarding($0, $1) })
+    }
+
+    /// The index of the namespace a reference names.
+    func index(of reference: String, operation: String) throws -> Int {
+        let ns = try open.census.select(NamespaceReference.parse(reference))
+        guard let i = open.index(of: ns.id.inode) else { throw OperationError(operation, reference, "namespace is gone") }
+        return i
+    }
+
+    /// A destination: an address as given, or a namespace's first global address (IPv4 first, unless
+    /// `family` asks for IPv6). Returns the namespace too when the target names one.
+    func destination(_ target: String, family: IPAddress.Family?, operation: String) throws -> (IPAddress, Int?) {
+        if let address = IPAddress(target) { return (address, nil) }
+        let i = try index(of: target, operation: operation)
+        guard let state = state(i) else { throw OperationError(operation, target, "cannot read its addresses") }
+        let global = state.addresses.filter { $0.scope == 0 }.compactMap { $0.local ?? $0.address }
+        let ordered = family == .v6 ? global.filter { $0.family == .v6 } : (family == .v4 ? global.filter { $0.family == .v4 }
+            : global.filter { $0.family == .v4 } + global.filter { $0.family == .v6 })
+        guard let first = ordered.first else {
+            throw OperationError(operation, target, "has no global \(family == .v6 ? "IPv6 " : family == .v4 ? "IPv4 " : "")address to send to")
+        }
+        return (first, i)
+    }
+}
+
+struct PathCommand: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "path",
+        abstract: "The path the routing tables predict from A to B, without sending anything.",
+        discussion: """
+            Policy rules and longest-prefix match in each namespace, the egress interface, across veth peers \
+            and through bridges (FDB) into the next namespace, checking forwarding is on wherever the packet \
+            is routed on, until the address is local. Reports loops, blackholes, missing routes, forwarding \
+            off, links down and next hops nobody owns. NAT and filter rules are not evaluated (trace shows them).
+            """
+    )
+
+    @Argument(help: "Where the packet starts (NS reference).") var from: String
+    @Argument(help: "A namespace (its first global address) or an address.") var to: String
+    @Flag(name: .customShort("6"), help: "Use B's IPv6 address.") var ipv6 = false
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let context = try PathContext(census: try Census.scan())
+        let origin = try context.index(of: from, operation: "path")
+        let (destination, target) = try context.destination(to, family: ipv6 ? .v6 : nil, operation: "path")
+        let prediction = context.predictor.predict(from: origin, to: destination)
+        let rendering = PathRendering(prediction: prediction, labels: context.open.labels, target: target)
+        if common.json {
+            Output.json(rendering.json())
+        } else {
+            Output.write(rendering.text(from: context.open.labels[origin], to: to))
+        }
+        if !prediction.delivered { throw ExitCode(1) }
+    }
+}
+
+/// A path prediction as text and JSON.
+struct PathRendering {
+    let prediction: PathPrediction
+    let labels: [String]
+    let target: Int?
+
+    func endText(_ end: PathEnd) -> String {
+        switch end {
+        case .delivered(let n): "\(prediction.destination) is local in \(labels[n]): delivered"
+        case .noRoute(let n): "no route to \(prediction.destination) in \(labels[n]) (the kernel answers: network unreachable)"
+        case .rejected(let n, let kind, let route): "\(kind) in \(labels[n]): \(route)"
+        case .forwardingOff(let n, let key): "forwarding is off in \(labels[n]) (\(key) = 0): dropped there"
+        case .linkDown(let n, let i): "\(i) in \(labels[n]) is down"
+        case .nextHopNotFound(let n, let hop, let i): "next hop \(hop) is no address behind \(i) of \(labels[n]): nobody answers ARP for it"
+        case .leaves(let n, let i, let why): "leaves \(labels[n]) via \(i): \(why)"
+        case .loop(let n): "routing loop: \(labels[n]) is entered twice the same way"
+        }
+    }
+
+    var problem: String? { prediction.delivered ? nil : endText(prediction.end) }
+
+    func text(from: String, to: String) -> String {
+        var out = "path \(from) → \(prediction.destination)" + (target.map { " (\(labels[$0]))" } ?? "")
+            + (prediction.source.map { " from \($0)" } ?? "") + "\n"
+        var table = Table("NAMESPACE", "IN → OUT", "ROUTE", "NEXT HOP", "NEIGHBOUR")
+        for hop in prediction.hops {
+            let io: String
+            switch (hop.inInterface, hop.outInterface) {
+            case (nil, let o?): io = "→ \(o)"
+            case (let i?, let o?): io = "\(i) → \(o)"
+            case (let i?, nil): io = "\(i) →"
+            default: io = "-"
+            }
+            var route = hop.route ?? (hop.namespace == prediction.end.namespace && prediction.delivered ? "local" : "-")
+            if hop.forwards { route += "  (forwards)" }
+            table.add(labels[hop.namespace], io, route, hop.nextHop?.description ?? "-", hop.neighbour ?? (hop.outInterface == nil ? "" : "none yet"))
+            for bridge in hop.bridges { table.add("", "  via bridge", bridge, "", "") }
+        }
+        out += table.render()
+        out += Output.styled(endText(prediction.end), prediction.delivered ? .green : .red) + "\n"
+        if prediction.delivered {
+            let n = prediction.routedHops
+            out += "\(n) routed hop\(n == 1 ? "" : "s"): a reply sent with ttl 64 arrives with ttl \(64 - n) if the way back is symmetric\n"
+        }
+        for note in prediction.notes { out += "note: \(note)\n" }
+        return out
+    }
+
+    func json() -> JSON {
+        var o = JSONObjectBuilder()
+        o.add("destination", prediction.destination.description)
+        o.add("source", prediction.source?.description)
+        o.add("hops", .array(prediction.hops.map { hop in
+            var h = JSONObjectBuilder()
+            h.add("netns", labels[hop.namespace])
+            h.add("in", hop.inInterface)
+            h.add("out", hop.outInterface)
+            h.add("route", hop.route)
+            h.add("next_hop", hop.nextHop?.description)
+            h.add("neighbour", hop.neighbour)
+            h.add("forwards", hop.forwards)
+            h.add("bridges", strings: hop.bridges)
+            return h.json
+        }))
+        o.add("delivered", prediction.delivered)
+        o.add("end", endText(prediction.end))
+        o.add("end_netns", labels[prediction.end.namespace])
+        o.add("routed_hops", prediction.routedHops)
+        o.add("notes", strings: prediction.notes)
+        return o.json
+    }
+}

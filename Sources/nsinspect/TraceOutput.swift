@@ -1,0 +1,233 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import JSONKit
+import NetAddress
+import Netlink
+import Probes
+import ProcNS
+
+/// How a trace is printed: per probe a timeline, the hops there and back, and the verdict; or one JSON
+/// object per event followed by a summary; and pcapng for Wireshark.
+struct TraceOutput {
+    let labels: [UInt32: String]
+    let dropReasons: DropReasons
+    let verbose: Bool
+
+    func label(_ inode: UInt32) -> String { inode == 0 ? "?" : labels[inode] ?? "net:[\(inode)]" }
+
+    /// Column widths for the timeline, from the names it can print.
+    var labelWidth: Int { min(24, max(8, labels.values.map(\.count).max() ?? 8)) + 2 }
+
+    static func milliseconds(_ ns: Int64) -> String {
+        let sign = ns < 0 ? "-" : "+"
+        let us = abs(ns) / 1000
+        return "\(sign)\(us / 1000).\(String(repeating: "0", count: 3 - String(us % 1000).count))\(us % 1000) ms"
+    }
+
+    /// The packet in a few words: `10.0.1.10 → 10.0.2.10 icmp echo id 4242 seq 1`.
+    static func packetText(_ p: PacketHeaders) -> String {
+        var text = "\(p.source) → \(p.destination)"
+        if p.isICMP && p.hasTransport {
+            if p.isEchoRequest || p.isEchoReply {
+                text += " icmp echo \(p.isEchoRequest ? "request" : "reply") id \(p.icmpID) seq \(p.icmpSequence)"
+            } else {
+                text += " " + ICMPNames.describe(type: p.icmpType, code: p.icmpCode, v6: p.version == 6)
+            }
+        } else if p.hasTransport && (p.proto == PacketHeaders.udp || p.proto == PacketHeaders.tcp) {
+            text = "\(p.source):\(p.sourcePort) → \(p.destination):\(p.destinationPort) \(p.proto == PacketHeaders.udp ? "udp" : "tcp")"
+            if p.proto == PacketHeaders.tcp { text += " " + tcpFlags(p.tcpFlags) }
+        } else {
+            text += " proto \(p.proto)"
+        }
+        return text
+    }
+
+    static func tcpFlags(_ flags: UInt8) -> String {
+        let names: [(UInt8, String)] = [(0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH")]
+        let set = names.filter { flags & $0.0 != 0 }.map(\.1)
+        return set.isEmpty ? "[.]" : "[\(set.joined(separator: ","))]"
+    }
+
+    /// What the event says beyond the packet: the drop reason, the route chosen, the ICMP error sent.
+    func detailText(_ event: PacketEvent) -> String {
+        switch event.detail {
+        case .drop:
+            let reason = dropReasons.name(event.dropReason)
+            return "DROP " + reason + (reason == "NO_SOCKET" && event.packet?.isEchoReply == true ? " (a raw socket read the reply; no ping socket wanted it)" : "")
+        case .route(let r):
+            let flow = event.packet.map { "\($0.source) → \($0.destination): " } ?? ""
+            let out = event.ifname.isEmpty ? "if\(r.outputInterface)" : event.ifname
+            return r.error == 0 ? "route lookup \(flow)table \(RTNames.table(r.table)) → \(out)" + (r.gateway.map { " via \($0)" } ?? "")
+                : "route lookup \(flow)table \(RTNames.table(r.table)): no match (\(Errno(-r.error)))"
+        case .icmpSent(let type, let code): return "kernel sends " + ICMPNames.describe(type: type, code: code, v6: event.packet?.version == 6)
+        case .neighbour(let n): return "neighbour \(n.address?.description ?? "?") state \(n.oldState) → \(n.newState)"
+        case .none: return ""
+        }
+    }
+
+    func eventLine(_ event: PacketEvent, offset: Int64, direction: TraceDirection?) -> String {
+        var parts = [Self.milliseconds(offset).padding(toLength: 12), label(event.netns).padding(toLength: labelWidth),
+                     (event.ifname.isEmpty ? "-" : event.ifname).padding(toLength: 10), event.hook.description.padding(toLength: 10)]
+        if let direction { parts.append(direction.rawValue.padding(toLength: 8)) }
+        if let p = event.packet, event.hook != .routeLookup && event.hook != .routeLookup6 {
+            parts.append("ttl \(p.ttl)".padding(toLength: 8))
+            parts.append(Self.packetText(p))
+        }
+        let detail = detailText(event)
+        if !detail.isEmpty { parts.append(" " + detail) }
+        return parts.joined()
+    }
+
+    func eventJSON(_ event: PacketEvent, offset: Int64, direction: TraceDirection?, sequence: UInt16? = nil) -> JSON {
+        var o = JSONObjectBuilder()
+        o.add("offset_ns", offset)
+        o.add("probe", sequence)
+        o.add("netns", label(event.netns))
+        o.add("ns", event.netns)
+        o.add("ifname", event.ifname.isEmpty ? nil : event.ifname)
+        o.add("ifindex", event.ifindex)
+        o.add("hook", event.hook.description)
+        o.add("direction", direction?.rawValue)
+        o.add("skb", "0x" + String(event.skb, radix: 16))
+        if let p = event.packet {
+            o.add("ttl", p.ttl)
+            o.add("src", p.source.description)
+            o.add("dst", p.destination.description)
+            o.add("proto", p.proto)
+            if p.hasTransport {
+                if p.isICMP {
+                    o.add("icmp_type", p.icmpType); o.add("icmp_code", p.icmpCode)
+                    o.add("icmp_id", p.icmpID); o.add("icmp_seq", p.icmpSequence)
+                } else {
+                    o.add("sport", p.sourcePort); o.add("dport", p.destinationPort)
+                }
+            }
+        }
+        if event.hook == .drop { o.add("drop_reason", dropReasons.name(event.dropReason)) }
+        let detail = detailText(event)
+        if !detail.isEmpty && event.hook != .drop { o.add("detail", detail) }
+        return o.json
+    }
+
+    /// Events left out of the text timeline unless --verbose: neighbour updates and lookups in the local
+    /// table (the kernel asks it first for every packet).
+    static func isNoise(_ event: PacketEvent) -> Bool {
+        if event.hook == .neighbour { return true }
+        if case .route(let r) = event.detail, r.table == 255 { return true }
+        return false
+    }
+
+    func hopsText(_ hops: [ObservedHop]) -> String {
+        let shown = hops.count > 10 ? Array(hops.prefix(8)) : hops
+        return shown.map { hop in
+            var io = ""
+            switch (hop.inInterface, hop.outInterface) {
+            case (let i?, let o?): io = "\(i) → \(o)"
+            case (nil, let o?): io = "→ \(o)"
+            case (let i?, nil): io = "\(i) →"
+            default: io = ""
+            }
+            var ttl = ""
+            switch (hop.ttlIn, hop.ttlOut) {
+            case (let a?, let b?) where a != b: ttl = "ttl \(a)→\(b)"
+            case (let a?, _): ttl = "ttl \(a)"
+            case (nil, let b?): ttl = "ttl \(b)"
+            default: ttl = ""
+            }
+            var text = "\(hop.label) (\([io, ttl].filter { !$0.isEmpty }.joined(separator: ", ")))"
+            for r in hop.rewrites { text += " [\(r)]" }
+            if let drop = hop.drop { text += " [DROP \(drop)\(hop.dropPlace.map { " " + $0 } ?? "")]" }
+            if let icmp = hop.icmpSent { text += " [sends \(icmp)]" }
+            return text
+        }.joined(separator: " · ") + (hops.count > shown.count ? " · … \(hops.count - shown.count) more · " + hopsText([hops.last!]) : "")
+    }
+
+    func outcomeText(_ outcome: ProbeOutcome) -> String {
+        switch outcome {
+        case .reply(let ttl, let rtt): return "reply" + (ttl.map { " with ttl \($0)" } ?? "") + " in \(Self.milliseconds(Int64(rtt)).dropFirst())"
+        case .icmpError(let type, let code, let from, let v6): return ICMPNames.describe(type: type, code: code, v6: v6) + " from \(from)"
+        case .reset: return "TCP reset (port closed)"
+        case .timeout: return "no answer in 1 s"
+        case .notSent(let why): return "not sent: \(why)"
+        }
+    }
+
+    func text(_ reports: [ProbeReport], statistics: ProbeSession.Statistics, from: String, destination: IPAddress,
+              prediction: PathRendering) -> String {
+        var out = "trace \(from) → \(destination)\n"
+        let predicted: [String] = prediction.prediction.hops.map { prediction.labels[$0.namespace] }
+        out += "path predicts: " + predicted.joined(separator: " → ")
+        if let problem = prediction.problem { out += " (\(problem))" }
+        out += "\n"
+        for report in reports {
+            out += "\n" + Output.styled("probe \(report.sequence): \(outcomeText(report.outcome))", .bold) + "\n"
+            for entry in report.timeline where verbose || !Self.isNoise(entry.event) {
+                out += "  " + eventLine(entry.event, offset: entry.offset, direction: entry.direction) + "\n"
+            }
+            if report.timeline.isEmpty { out += "  (no event seen in the traced namespaces)\n" }
+            if !report.requestHops.isEmpty { out += "  there: " + hopsText(report.requestHops) + "\n" }
+            if !report.replyHops.isEmpty { out += "  back:  " + hopsText(report.replyHops) + "\n" }
+            out += "  " + Output.styled("verdict: " + report.verdict, report.agrees ? .green : .red) + "\n"
+        }
+        let agreeing = reports.filter(\.agrees).count
+        out += "\n\(agreeing) of \(reports.count) probe\(reports.count == 1 ? "" : "s") as predicted; \(statistics.events) events"
+        out += statistics.totalLost > 0 ? Output.styled(", \(statistics.totalLost) LOST (ring buffer full or missed runs)", .red) : ", none lost"
+        return out + "\n"
+    }
+
+    func jsonLines(_ reports: [ProbeReport], statistics: ProbeSession.Statistics, prediction: PathRendering) {
+        for report in reports {
+            for entry in report.timeline {
+                Output.json(eventJSON(entry.event, offset: entry.offset, direction: entry.direction, sequence: report.sequence), pretty: false)
+            }
+        }
+        var summary = JSONObjectBuilder()
+        summary.add("summary", true)
+        summary.add("path", prediction.json())
+        summary.add("probes", .array(reports.map { r in
+            var o = JSONObjectBuilder()
+            o.add("seq", r.sequence)
+            o.add("outcome", outcomeText(r.outcome))
+            if case .reply(let ttl, _) = r.outcome { o.add("reply_ttl", ttl) }
+            o.add("observed_routed_hops", r.observedRoutedHops)
+            o.add("reply_routed_hops", r.replyRoutedHops)
+            o.add("there", .array(r.requestHops.map(hopJSON)))
+            o.add("back", .array(r.replyHops.map(hopJSON)))
+            o.add("verdict", r.verdict)
+            o.add("agrees", r.agrees)
+            return o.json
+        }))
+        summary.add("events", statistics.events)
+        summary.add("lost", statistics.totalLost)
+        Output.json(summary.json, pretty: false)
+    }
+
+    func hopJSON(_ hop: ObservedHop) -> JSON {
+        var o = JSONObjectBuilder()
+        o.add("netns", hop.label); o.add("ns", hop.namespace)
+        o.add("in", hop.inInterface); o.add("out", hop.outInterface)
+        o.add("ttl_in", hop.ttlIn); o.add("ttl_out", hop.ttlOut)
+        o.add("rewrites", strings: hop.rewrites)
+        o.add("drop", hop.drop); o.add("drop_place", hop.dropPlace)
+        o.add("icmp_sent", hop.icmpSent)
+        return o.json
+    }
+
+    /// pcapng with one interface per namespace/interface; monotonic timestamps moved to wall-clock time.
+    static func pcap(_ events: [PacketEvent], path: String, labels: [UInt32: String]) throws {
+        var real = timespec(), mono = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        let offset = (Int64(real.tv_sec) - Int64(mono.tv_sec)) * 1_000_000_000 + Int64(real.tv_nsec) - Int64(mono.tv_nsec)
+        let writer = try PcapngWriter(path: path)
+        for event in events where !event.snapshot.isEmpty && event.hook != .routeLookup && event.hook != .routeLookup6 {
+            let namespace = labels[event.netns] ?? "net:[\(event.netns)]"
+            let id = try writer.interface(namespace: namespace, ifname: event.ifname.isEmpty ? "-" : event.ifname, inode: event.netns)
+            let comment = "netns=\(namespace) hook=\(event.hook) skb=0x\(String(event.skb, radix: 16))"
+                + (event.hook == .drop ? " drop_reason=\(event.dropReason)" : "")
+            try writer.packet(interface: id, timestamp: UInt64(Int64(event.timestamp) + offset), data: event.snapshot,
+                              originalLength: event.originalLength, comment: comment)
+        }
+    }
+}
