@@ -270,6 +270,15 @@ int nsi_raise_nofile_limit(void) {
     return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+void nsi_unblock_stop_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 void nsi_ignore_interactive_signals(int ignore) {
     signal(SIGINT, ignore ? SIG_IGN : SIG_DFL);
     signal(SIGQUIT, ignore ? SIG_IGN : SIG_DFL);

@@ -315,15 +315,16 @@ public final class EchoProber: @unchecked Sendable {
 public final class UDPEndpoint: @unchecked Sendable {
     private let socket: ProbeSocket
 
-    /// A UDP socket in `namespace`, bound to `port` (0: any) on every address.
-    public init(in namespace: NamespaceHandle?, family: IPAddress.Family = .v4, port: UInt16 = 0) throws {
+    /// A UDP socket in `namespace`, bound to `port` (0: any) on `address` (nil: every address; natcheck
+    /// sends from one address of several).
+    public init(in namespace: NamespaceHandle?, family: IPAddress.Family = .v4, address: IPAddress? = nil, port: UInt16 = 0) throws {
         socket = try ProbeSocket.open(in: namespace, family: family, type: Int32(SOCK_DGRAM.rawValue), protocol: 0,
                                       what: "UDP socket")
         socket.setOption(SOL_SOCKET, SO_REUSEADDR, Int32(1))
         let any = IPAddress(bytes: [UInt8](repeating: 0, count: family == .v4 ? 4 : 16))!
-        let local = SocketAddress(any, port: port)
+        let local = SocketAddress(address ?? any, port: port)
         let rc = local.withPointer { bind(socket.fd, $0, $1) }
-        guard rc == 0 else { throw OperationError("", "UDP port \(port)", call: "bind", errno: .current) }
+        guard rc == 0 else { throw OperationError("", "UDP \(address.map { "\($0) " } ?? "")port \(port)", call: "bind", errno: .current) }
     }
 
     /// The port the socket is bound to.

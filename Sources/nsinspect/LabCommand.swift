@@ -133,6 +133,8 @@ struct LabStatus: NSCommand {
 
     func run() throws {
         let spec = try lab.load("lab status")
+        // Reading inside the lab's namespaces means entering them (setns).
+        try requireCapabilities([.sysAdmin], for: "lab status")
         let drift = try LabBuilder(spec: spec).status()
         if common.json {
             var o = JSONObjectBuilder()
@@ -276,7 +278,32 @@ struct SocketProber: LabProber {
         return (true, "\(arrival.from):\(arrival.port)")
     }
 
+    /// natcheck (NATCheck.run) between the namespaces the expectation names; where it names none, the
+    /// peers across the NAT type's inside and outside interfaces, or for hand-written rules the NAT's two
+    /// veth peers, the one routed through the NAT being inside.
     func natType(_ expectation: LabNATExpectation, handles: [LabPlace: NamespaceHandle], spec: LabSpec) throws -> (type: String, evidence: String)? {
-        nil
+        let nat = expectation.namespace
+        let box = spec.namespace(nat)?.natBox
+        func peer(across interface: String) -> LabPlace? {
+            spec.veths.first { $0.a.ref == LabInterfaceRef(nat, interface) }?.b.ref.place
+                ?? spec.veths.first { $0.b.ref == LabInterfaceRef(nat, interface) }?.a.ref.place
+        }
+        let peers = spec.veths.compactMap { v in v.a.ref.place == nat ? v.b.ref.place : v.b.ref.place == nat ? v.a.ref.place : nil }
+        let natAddresses = Set(spec.interfaces(in: nat).flatMap(\.addresses).map(\.prefix.address))
+        let routedThrough = peers.filter { p in spec.namespace(p)?.routes.contains { $0.gateway.map(natAddresses.contains) ?? false } ?? false }
+        let inside = expectation.inside ?? box.flatMap { peer(across: $0.inside.name) } ?? (peers.count == 2 && routedThrough.count == 1 ? routedThrough[0] : nil)
+        let outside = expectation.outside ?? box.flatMap { peer(across: $0.outside.name) } ?? (peers.count == 2 ? peers.first { $0 != inside } : nil)
+        guard let inside, let outside else {
+            throw OperationError("lab test", "nat \(nat)", "cannot tell which side is inside and which outside: give inside: and outside:")
+        }
+        func named(_ place: LabPlace) throws -> NamedNamespace {
+            guard let handle = handles[place] else { throw OperationError("lab test", "\(place)", "namespace is not up") }
+            return NamedNamespace(handle, label: place.description)
+        }
+        let port = expectation.insidePort ?? (box?.type == .symmetric ? nil : box?.hostPort ?? box?.port)
+        let report = try NATCheck.run(nat: try named(nat), inside: try named(inside), outside: try named(outside),
+                                      secondOutside: nil, insidePort: port)
+        let c = report.classification
+        return (c.type?.rawValue ?? "unclassified", ([c.summary] + report.evidence).joined(separator: "; "))
     }
 }

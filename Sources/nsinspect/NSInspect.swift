@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import CShim
 import ProcNS
 
 @main
@@ -15,11 +16,14 @@ struct NSInspect: ParsableCommand {
             nspawn:MACHINE, mininet:h1, or host.
             """,
         version: "0.1.0",
-        subcommands: [DemoCommand.self, ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, PathCommand.self, TraceCommand.self, LabCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
+        subcommands: [DemoCommand.self, ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, PathCommand.self, TraceCommand.self, LabCommand.self, ConntrackCommand.self, NatcheckCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
     )
 
     /// Runs the command and turns every error into one line on stderr and a non-zero exit status.
     static func main() {
+        // Before any thread exists (they inherit the mask): a launcher may have blocked these, and a
+        // tracer that cannot be stopped by SIGTERM would never detach.
+        nsi_unblock_stop_signals()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

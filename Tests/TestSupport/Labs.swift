@@ -32,3 +32,35 @@ public struct TwoRoutersLab {
         try Shell.must("ip", "netns", "exec", host1, "ping", "-c", "1", "-W", "2", "10.0.2.10")
     }
 }
+
+/// The two-routers lab built by `nsinspect lab up` from a lab file whose namespace names carry a test's
+/// prefix (so tests never collide with the examples or with each other). `down()` removes it.
+public struct PrefixedTwoRouters {
+    public let file: String
+    public let host1: String, router1: String, router2: String, host2: String
+
+    public init(_ scratch: Scratch) throws {
+        let p = scratch.prefix
+        host1 = "\(p)h1"; router1 = "\(p)r1"; router2 = "\(p)r2"; host2 = "\(p)h2"
+        file = NSTemporaryDirectory() + "\(p)-lab.yaml"
+        let yaml = """
+            lab: \(p)
+            namespaces:
+              \(host1): {routes: [default via 10.0.1.1]}
+              \(router1): {forwarding: true, routes: [default via 10.0.0.2]}
+              \(router2): {forwarding: true, routes: [default via 10.0.0.1]}
+              \(host2): {routes: [default via 10.0.2.1]}
+            links:
+              - {a: \(host1):eth0 10.0.1.10/24, b: \(router1):e1 10.0.1.1/24}
+              - {a: \(router1):e0 10.0.0.1/24, b: \(router2):e0 10.0.0.2/24}
+              - {a: \(router2):e1 10.0.2.1/24, b: \(host2):eth0 10.0.2.10/24}
+            """
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        scratch.track(path: file)
+        for ns in [host1, router1, router2, host2] { scratch.track(namespace: ns) }
+        let up = nsinspect("lab", "up", file)
+        guard up.succeeded else { throw CommandFailed(result: up) }
+    }
+
+    public func down() { nsinspect("lab", "down", file) }
+}

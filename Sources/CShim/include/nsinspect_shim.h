@@ -127,6 +127,10 @@ int nsi_effective_caps(uint64_t *caps);
 /// Raise RLIMIT_NOFILE's soft limit to its hard limit (a census may hold one fd per namespace).
 int nsi_raise_nofile_limit(void);
 
+/// Unblocks SIGINT, SIGTERM and SIGHUP in the calling thread: a process started with them blocked (as
+/// some launchers do) could otherwise never be stopped.
+void nsi_unblock_stop_signals(void);
+
 /// Signal helpers for the CLI: ignore/restore SIGINT and SIGQUIT while waiting for a child, like system(3).
 void nsi_ignore_interactive_signals(int ignore);
 

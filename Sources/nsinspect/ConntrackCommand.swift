@@ -1,0 +1,418 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import JSONKit
+import Netlink
+import Probes
+import ProcNS
+
+struct ConntrackCommand: NSCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conntrack",
+        abstract: "A namespace's conntrack table as `conntrack -L` prints it, with what NAT rewrote; or its events (--watch).",
+        discussion: """
+            Read over a netfilter netlink socket opened inside each namespace, so no `ip netns exec` is needed \
+            and several namespaces are shown at once. Each line is the line conntrack-tools prints, followed by \
+            the NAT column (`SNAT 10.0.2.1:12345 → 100.64.2.100:54321`, `DNAT …`). With several namespaces, \
+            or with --watch, each line starts with the namespace's name. --watch prints [NEW], [UPDATE] and \
+            [DESTROY] events until Ctrl-C or SIGTERM (or --duration, --count); if the kernel drops events \
+            (the receive buffer overflows), it says how many and shows what changed, from a fresh dump. A \
+            namespace that goes away while watched is reported and the others are still watched. --json \
+            prints an array of entries, or with --watch one JSON object per line.
+            """
+    )
+
+    @Argument(help: "The namespaces (NS references).") var references: [String]
+    @Flag(help: "Print events as they happen instead of the table.") var watch = false
+    @Flag(help: "Only entries (or events) whose addresses or ports NAT rewrote.") var natOnly = false
+    @Option(help: "With --watch: stop after this many seconds.") var duration: Double?
+    @Option(help: "With --watch: stop after this many events.") var count: Int?
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard !references.isEmpty else { throw ValidationError("name at least one namespace") }
+        if !watch && (duration != nil || count != nil) { throw ValidationError("--duration and --count go with --watch") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds") }
+        if let count, count <= 0 { throw ValidationError("--count must be at least 1") }
+    }
+
+    func run() throws {
+        try requireCapabilities([.netAdmin], for: "conntrack")
+        var resolver = NamespaceResolver()
+        let namespaces = try references.map { reference in NamedNamespace(try resolver.resolve(reference), label: reference) }
+        if watch {
+            try ConntrackWatch(namespaces: namespaces, references: references, natOnly: natOnly, json: common.json,
+                               duration: duration, count: count).run()
+        } else {
+            try printTables(namespaces)
+        }
+    }
+
+    /// `conntrack -L` for each namespace, streamed: each datagram's entries are written out before the
+    /// next is read.
+    private func printTables(_ namespaces: [NamedNamespace]) throws {
+        let width = namespaces.count > 1 ? namespaces.map(\.label.utf8.count).max()! : 0
+        var out = OutputBuffer()
+        var first = true
+        if common.json { out.append(Output.prettyJSON ? "[\n" : "[") }
+        for ns in namespaces {
+            var shown = 0, total = 0
+            try ConntrackAccess.table(ns) { table in
+                try table.forEach { entry in
+                    total += 1
+                    guard !natOnly || entry.isNAT else { return }
+                    shown += 1
+                    if common.json {
+                        if !first { out.append(Output.prettyJSON ? ",\n" : ",") }
+                        if Output.prettyJSON { out.append("  ") }
+                        ConntrackJSON.append(entry, netns: ns.label, to: &out.bytes)
+                    } else {
+                        if width > 0 { out.append(padded(ns.label, width)) }
+                        entry.appendText(to: &out.bytes)
+                        if entry.isNAT {
+                            out.append("  ")
+                            entry.appendNAT(to: &out.bytes)
+                        }
+                        out.bytes.append(UInt8(ascii: "\n"))
+                    }
+                    first = false
+                    out.flushIfFull()
+                }
+            }
+            if shown == 0 {
+                let note = total == 0
+                    ? "\(ns.label): no conntrack table yet (no connection is tracked in this namespace)"
+                    : "\(ns.label): no NAT entries (\(total) entr\(total == 1 ? "y" : "ies") without NAT)"
+                if common.json { Output.warn(note) } else { out.append(note + "\n") }
+            }
+        }
+        if common.json { out.append(Output.prettyJSON && !first ? "\n]\n" : "]\n") }
+        out.flush()
+    }
+}
+
+/// A namespace name padded for the prefix of a line: `ns-c1-nat  `.
+func padded(_ label: String, _ width: Int) -> String {
+    label + String(repeating: " ", count: max(0, width - label.utf8.count) + 2)
+}
+
+/// Output written in large pieces: a table of a hundred thousand entries is one write per 64 KiB.
+struct OutputBuffer {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(80 << 10) }
+
+    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    mutating func flushIfFull() { if bytes.count >= 64 << 10 { flush() } }
+
+    mutating func flush() {
+        guard !bytes.isEmpty else { return }
+        Output.write(bytes)
+        bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Opening conntrack sockets, with the errors of a kernel without ctnetlink said in words.
+enum ConntrackAccess {
+    static func table(_ ns: NamedNamespace, _ body: (ConntrackTable) throws -> Void) throws {
+        do {
+            try body(try ConntrackTable(in: ns.handle, label: ns.label))
+        } catch let error as OperationError where error.errno == Errno(EPROTONOSUPPORT) {
+            throw OperationError("conntrack", ns.label, "this kernel has no netfilter netlink (NETLINK_NETFILTER)")
+        } catch let error as NetlinkError where error.errno == EOPNOTSUPP {
+            throw OperationError("conntrack", ns.label, "this kernel has no conntrack netlink interface (nf_conntrack_netlink)")
+        }
+    }
+}
+
+/// Conntrack entries and events as JSON objects, written straight into the output (no JSON value tree per
+/// entry). Field names follow conntrack-tools' words: `src`, `dst`, `sport`, `dport`, `mark`, `use`, `zone`.
+enum ConntrackJSON {
+    static func append(_ entry: ConntrackEntry, netns: String?, event: String? = nil, resync: Bool = false,
+                       to out: inout [UInt8]) {
+        var o = JSONMembers(&out)
+        if let netns { o.string("netns", netns, &out) }
+        if let event { o.string("event", event, &out) }
+        if resync { o.raw("resync", "true", &out) }
+        o.raw("family", entry.family == .v4 ? "\"ipv4\"" : "\"ipv6\"", &out)
+        o.string("protocol", entry.protocolName, &out)
+        o.number("protonum", entry.protocolNumber, &out)
+        if let timeout = entry.timeout { o.number("timeout", timeout, &out) }
+        if let state = entry.stateName { o.string("state", state, &out) }
+        o.key("original", &out)
+        tuple(entry.original, counters: entry.originalCounters, to: &out)
+        o.key("reply", &out)
+        tuple(entry.reply, counters: entry.replyCounters, to: &out)
+        if let status = entry.status {
+            o.key("status", &out)
+            out.append(UInt8(ascii: "["))
+            for (i, name) in status.names.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSON.string(name).write(into: &out, pretty: false)
+            }
+            out.append(UInt8(ascii: "]"))
+            o.raw("unreplied", entry.isUnreplied ? "true" : "false", &out)
+            o.raw("assured", entry.isAssured ? "true" : "false", &out)
+        }
+        if let mark = entry.mark { o.number("mark", mark, &out) }
+        if let use = entry.use { o.number("use", use, &out) }
+        if let id = entry.id { o.number("id", id, &out) }
+        if let zone = entry.zone { o.number("zone", zone, &out) }
+        if let helper = entry.helper { o.string("helper", helper, &out) }
+        if let context = entry.securityContext { o.string("secctx", context, &out) }
+        if let started = entry.started { o.number("start_ns", started, &out) }
+        if let stopped = entry.stopped { o.number("stop_ns", stopped, &out) }
+        if entry.isNAT {
+            o.key("nat", &out)
+            out.append(UInt8(ascii: "["))
+            for (i, rewrite) in entry.rewrites.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                var r = JSONMembers(&out)
+                r.string("type", rewrite.kind.rawValue.lowercased(), &out)
+                r.key("from", &out)
+                endpoint(rewrite.from, to: &out)
+                r.key("to", &out)
+                endpoint(rewrite.to, to: &out)
+                r.end(&out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        o.end(&out)
+    }
+
+    private static func tuple(_ t: ConntrackTuple, counters: ConntrackCounters?, to out: inout [UInt8]) {
+        var o = JSONMembers(&out)
+        o.key("src", &out)
+        out.append(UInt8(ascii: "\""))
+        t.appendSource(to: &out)
+        out.append(UInt8(ascii: "\""))
+        o.key("dst", &out)
+        out.append(UInt8(ascii: "\""))
+        t.appendDestination(to: &out)
+        out.append(UInt8(ascii: "\""))
+        if t.isICMP {
+            if let type = t.icmpType { o.number("type", type, &out) }
+            if let code = t.icmpCode { o.number("code", code, &out) }
+            if let id = t.icmpID { o.number("id", id, &out) }
+        } else {
+            if let port = t.sourcePort { o.number("sport", port, &out) }
+            if let port = t.destinationPort { o.number("dport", port, &out) }
+        }
+        if let zone = t.zone { o.number("zone", zone, &out) }
+        if let counters {
+            o.number("packets", counters.packets, &out)
+            o.number("bytes", counters.bytes, &out)
+        }
+        o.end(&out)
+    }
+
+    private static func endpoint(_ e: ConntrackEndpoint, to out: inout [UInt8]) {
+        var o = JSONMembers(&out)
+        o.string("addr", e.address.description, &out)
+        if let port = e.port { o.number(e.isICMPIdentifier ? "id" : "port", port, &out) }
+        o.end(&out)
+    }
+}
+
+/// The members of one JSON object, written one by one into a byte buffer: the opening brace when made,
+/// commas between members, the closing brace at `end`.
+struct JSONMembers {
+    private var first = true
+
+    init(_ out: inout [UInt8]) { out.append(UInt8(ascii: "{")) }
+
+    mutating func key(_ name: StaticString, _ out: inout [UInt8]) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        out.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(contentsOf: "\":".utf8)
+    }
+
+    mutating func string(_ name: StaticString, _ value: String, _ out: inout [UInt8]) {
+        key(name, &out)
+        JSON.string(value).write(into: &out, pretty: false)
+    }
+
+    mutating func number<T: BinaryInteger>(_ name: StaticString, _ value: T, _ out: inout [UInt8]) {
+        key(name, &out)
+        out.appendDecimal(value)
+    }
+
+    mutating func raw(_ name: StaticString, _ text: StaticString, _ out: inout [UInt8]) {
+        key(name, &out)
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    func end(_ out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
+}
+
+/// `conntrack --watch`: the events of several namespaces at once, one line each, until a signal, the
+/// duration or the count ends it.
+struct ConntrackWatch {
+    let namespaces: [NamedNamespace]
+    let references: [String]
+    let natOnly: Bool
+    let json: Bool
+    let duration: Double?
+    let count: Int?
+
+    /// One watched namespace.
+    private final class Watched {
+        let namespace: NamedNamespace
+        let reference: String
+        let monitor: ConntrackMonitor
+        /// Re-resolving a name found through the census (a container, ino:N) costs a /proc scan: checked
+        /// less often than a name in /var/run/netns or a pid.
+        let needsCensus: Bool
+
+        init(_ namespace: NamedNamespace, _ reference: String, _ monitor: ConntrackMonitor) {
+            self.namespace = namespace
+            self.reference = reference
+            self.monitor = monitor
+            switch try? NamespaceReference.parse(reference) {
+            case .inode?, .qualified?: needsCensus = true
+            case .name(let name)?:
+                var st = stat()
+                needsCensus = lstat("/var/run/netns/" + name, &st) != 0
+            default: needsCensus = false
+            }
+        }
+    }
+
+    func run() throws {
+        // SIGINT and SIGTERM stay pending instead of killing the process; the loop sees them and stops
+        // cleanly. Blocked before any thread exists, so every namespace thread inherits the mask.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
+        var watched: [Watched] = []
+        for (ns, reference) in zip(namespaces, references) {
+            do {
+                let monitor = try ConntrackMonitor(in: ns.handle, label: ns.label)
+                watched.append(Watched(ns, reference, monitor))
+                if (try? Sysctl.read("net.netfilter.nf_conntrack_events", in: ns.handle)) == "0" {
+                    Output.warn("conntrack: \(ns.label): events are off in this namespace (net.netfilter.nf_conntrack_events=0): nothing will be seen")
+                }
+            } catch {
+                Output.warn("conntrack: \(ns.label): cannot watch: \(Self.reason(error))")
+            }
+        }
+        guard !watched.isEmpty else { throw ExitCode(1) }
+        let width = namespaces.map(\.label.utf8.count).max() ?? 0
+        if isatty(2) == 1 {
+            Output.warn("watching \(watched.map(\.namespace.label).joined(separator: ", ")) (Ctrl-C to stop)")
+        }
+
+        let start = monotonicNanoseconds()
+        let end = duration.map { start + UInt64($0 * 1e9) }
+        var printed = 0
+        var lastCheck = start, lastCensusCheck = start
+        var out = OutputBuffer()
+        watching: while !watched.isEmpty {
+            let now = monotonicNanoseconds()
+            if let end, now >= end { break }
+            let wait = min(100, end.map { Int(($0 - now) / 1_000_000) + 1 } ?? 100)
+            var fds = watched.map { pollfd(fd: $0.monitor.fileDescriptor, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(wait))
+            if Self.stopRequested(stopSignals) { break }
+            if ready > 0 {
+                var dropped: Set<ObjectIdentifier> = []
+                for (w, fd) in zip(watched, fds) where fd.revents != 0 {
+                    do {
+                        for item in try w.monitor.read() {
+                            printed += emit(item, from: w.namespace.label, width: width, into: &out)
+                        }
+                    } catch {
+                        Output.warn("conntrack: \(w.namespace.label): \(Self.reason(error)); no longer watched")
+                        dropped.insert(ObjectIdentifier(w))
+                    }
+                    out.flush()
+                    if let count, printed >= count { break watching }
+                }
+                watched.removeAll { dropped.contains(ObjectIdentifier($0)) }
+            }
+            let after = monotonicNanoseconds()
+            if after - lastCheck >= 1_000_000_000 {
+                let census = after - lastCensusCheck >= 5_000_000_000
+                watched.removeAll { w in
+                    guard !w.needsCensus || census, let gone = Self.gone(w) else { return false }
+                    out.flush()
+                    Output.warn("conntrack: \(w.namespace.label): \(gone); no longer watched")
+                    return true
+                }
+                lastCheck = after
+                if census { lastCensusCheck = after }
+                if watched.isEmpty { Output.warn("conntrack: no namespace left to watch") }
+            }
+        }
+        out.flush()
+    }
+
+    /// Writes one item; returns how many events it printed.
+    private func emit(_ item: ConntrackMonitorItem, from label: String, width: Int, into out: inout OutputBuffer) -> Int {
+        switch item {
+        case .event(let event):
+            return line(event, from: label, width: width, resync: false, into: &out)
+        case .overrun(let missed, let changes, let entries):
+            let lost = missed.map { "\($0) event\($0 == 1 ? "" : "s")" } ?? "some events"
+            let note = "the kernel dropped \(lost) (receive buffer full); resynchronised from a dump of \(entries) entr\(entries == 1 ? "y" : "ies"): \(changes.count) change\(changes.count == 1 ? "" : "s") since the last event seen"
+            if json {
+                var o = JSONMembers(&out.bytes)
+                o.string("netns", label, &out.bytes)
+                o.raw("event", "\"overrun\"", &out.bytes)
+                if let missed { o.number("missed", missed, &out.bytes) }
+                o.number("entries", entries, &out.bytes)
+                o.number("changes", changes.count, &out.bytes)
+                o.end(&out.bytes)
+                out.append("\n")
+            } else {
+                out.append(padded(label, width) + "[OVERRUN] " + note + "\n")
+            }
+            return changes.reduce(0) { $0 + line($1, from: label, width: width, resync: true, into: &out) }
+        }
+    }
+
+    private func line(_ event: ConntrackEvent, from label: String, width: Int, resync: Bool, into out: inout OutputBuffer) -> Int {
+        guard !natOnly || event.entry.isNAT else { return 0 }
+        if json {
+            ConntrackJSON.append(event.entry, netns: label, event: event.kind.rawValue.lowercased(), resync: resync, to: &out.bytes)
+        } else {
+            out.append(padded(label, width))
+            event.entry.appendText(to: &out.bytes, event: event.kind)
+            if event.entry.isNAT {
+                out.append("  ")
+                event.entry.appendNAT(to: &out.bytes)
+            }
+            if resync { out.append("  (resync)") }
+        }
+        out.append("\n")
+        return 1
+    }
+
+    /// Whether the name the namespace was given still leads to it; why not, when it does not.
+    private static func gone(_ w: Watched) -> String? {
+        var resolver = NamespaceResolver()
+        do {
+            let now = try resolver.resolve(w.reference)
+            return now.id == w.namespace.handle.id ? nil : "\(w.reference) now names another namespace (\(now.id))"
+        } catch {
+            return "the namespace is gone (\(error.reason))"
+        }
+    }
+
+    private static func stopRequested(_ signals: sigset_t) -> Bool {
+        var pending = sigset_t()
+        sigpending(&pending)
+        var wanted = signals
+        return [SIGINT, SIGTERM, SIGHUP].contains { sigismember(&pending, $0) == 1 && sigismember(&wanted, $0) == 1 }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        (error as? OperationError)?.reason ?? "\(error)"
+    }
+}
