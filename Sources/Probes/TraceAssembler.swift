@@ -75,9 +75,10 @@ public struct ObservedHop: Sendable, Equatable {
     public var route: String?
     /// An ICMP error the kernel sent back from here (icmp_send).
     public var icmpSent: String?
-    /// Packet headers before (first seen) and after (last seen) this namespace, for rewrites.
-    var first: PacketHeaders?
-    var last: PacketHeaders?
+    /// Packet headers before (first seen) and after (last seen) this namespace, for rewrites; `first`
+    /// is also the tuple the conntrack entry behind a rewrite is found by.
+    public internal(set) var first: PacketHeaders?
+    public internal(set) var last: PacketHeaders?
 
     public var forwards: Bool { inInterface != nil && outInterface != nil }
 }

@@ -220,7 +220,12 @@ struct ActiveTrace {
                                        predictedLoop: { if case .loop = prediction.end { true } else { false } }())
         let reports = assembler.assemble(events: events, probes: probes)
         if let path = command.pcap { try TraceOutput.pcap(events, path: path, labels: labels) }
-        let output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
+        var output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
+        var handles: [UInt32: NamespaceHandle] = [:]
+        for (inode, handle) in zip(context.open.inodes, context.open.handles) where inodes.contains(UInt32(truncatingIfNeeded: inode)) {
+            handles[UInt32(truncatingIfNeeded: inode)] = handle
+        }
+        output.nat = TraceNAT(reports: reports, handles: handles, labels: labels)
         if command.common.json {
             output.jsonLines(reports, statistics: statistics, prediction: PathRendering(prediction: prediction, labels: context.open.labels, target: nil))
         } else {

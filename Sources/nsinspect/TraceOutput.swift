@@ -13,6 +13,8 @@ struct TraceOutput {
     let labels: [UInt32: String]
     let dropReasons: DropReasons
     let verbose: Bool
+    /// Conntrack entries behind the rewrites, read after the probes.
+    var nat = TraceNAT()
 
     func label(_ inode: UInt32) -> String { inode == 0 ? "?" : labels[inode] ?? "net:[\(inode)]" }
 
@@ -143,6 +145,29 @@ struct TraceOutput {
         }.joined(separator: " · ") + (hops.count > shown.count ? " · … \(hops.count - shown.count) more · " + hopsText([hops.last!]) : "")
     }
 
+    /// `  conntrack in router2: udp 17 29 src=… [UNREPLIED] …  SNAT …`, once per entry, for the hops
+    /// that rewrote the packet.
+    func conntrackText(_ hops: [ObservedHop]) -> String {
+        var out = "", seen: Set<[UInt8]> = []
+        for hop in hops where !hop.rewrites.isEmpty {
+            if let problem = nat.problems[hop.namespace] {
+                out += "  conntrack in \(hop.label): cannot be read (\(problem))\n"
+                continue
+            }
+            for entry in nat.entries(for: hop) {
+                var line: [UInt8] = []
+                entry.appendText(to: &line)
+                guard seen.insert(Array("\(hop.namespace) ".utf8) + line).inserted else { continue }
+                if entry.isNAT {
+                    line += Array("  ".utf8)
+                    entry.appendNAT(to: &line)
+                }
+                out += "  conntrack in \(hop.label): " + String(decoding: line, as: UTF8.self) + "\n"
+            }
+        }
+        return out
+    }
+
     func outcomeText(_ outcome: ProbeOutcome) -> String {
         switch outcome {
         case .reply(let ttl, let rtt): return "reply" + (ttl.map { " with ttl \($0)" } ?? "") + " in \(Self.milliseconds(Int64(rtt)).dropFirst())"
@@ -168,6 +193,7 @@ struct TraceOutput {
             if report.timeline.isEmpty { out += "  (no event seen in the traced namespaces)\n" }
             if !report.requestHops.isEmpty { out += "  there: " + hopsText(report.requestHops) + "\n" }
             if !report.replyHops.isEmpty { out += "  back:  " + hopsText(report.replyHops) + "\n" }
+            out += conntrackText(report.requestHops + report.replyHops)
             out += "  " + Output.styled("verdict: " + report.verdict, report.agrees ? .green : .red) + "\n"
         }
         let agreeing = reports.filter(\.agrees).count
@@ -209,6 +235,13 @@ struct TraceOutput {
         o.add("in", hop.inInterface); o.add("out", hop.outInterface)
         o.add("ttl_in", hop.ttlIn); o.add("ttl_out", hop.ttlOut)
         o.add("rewrites", strings: hop.rewrites)
+        if !hop.rewrites.isEmpty {
+            o.add("conntrack", .array(nat.entries(for: hop).map { entry in
+                var bytes: [UInt8] = []
+                ConntrackJSON.append(entry, netns: nil, to: &bytes)
+                return (try? JSON.parse(bytes)) ?? .null
+            }))
+        }
         o.add("drop", hop.drop); o.add("drop_place", hop.dropPlace)
         o.add("icmp_sent", hop.icmpSent)
         return o.json

@@ -157,6 +157,16 @@ struct TraceCommandTests {
         #expect(there.filter { !(($0["rewrites"] as? [String]) ?? []).isEmpty }.count == 1)
         let back = try #require(probe["back"] as? [[String: Any]])
         #expect(back.first { $0["netns"] as? String == lab.router2 }?["rewrites"] as? [String] == ["DNAT 10.0.2.1 → 10.0.1.10"])
+        // The conntrack entry that did it, read from router2: original host1 → host2, reply to router2's address.
+        let entries = try #require(atRouter2["conntrack"] as? [[String: Any]])
+        #expect(entries.count == 1, "\(entries)")
+        let original = entries.first?["original"] as? [String: Any], reply = entries.first?["reply"] as? [String: Any]
+        #expect(original?["src"] as? String == "10.0.1.10" && original?["dst"] as? String == "10.0.2.10", "\(entries)")
+        #expect(reply?["src"] as? String == "10.0.2.10" && reply?["dst"] as? String == "10.0.2.1", "\(entries)")
+        // And in the text: one conntrack line for router2, with the NAT column.
+        let text = nsinspect("trace", lab.host1, lab.host2, "--count", "1")
+        let lines = text.stdout.split(separator: "\n").filter { $0.contains("conntrack in \(lab.router2):") }
+        #expect(lines.count == 1 && lines[0].contains("icmp") && lines[0].contains("SNAT"), "\(text)")
     }
 
     @Test func udpAndTCPProbesReachTheDestination() throws {
