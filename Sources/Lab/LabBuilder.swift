@@ -148,6 +148,10 @@ public final class LabBuilder {
         let host = try NamespaceHandle.host()
         let hostSession = try NetlinkSession(in: host, label: "host")
         let state = loadHostState()
+        // Which of the lab's host links exist before anything is removed: those that vanish with their
+        // namespace are reported as removed, those never there (a partial up) are not.
+        let hostLinksBefore = Set(try hostSession.links(statistics: false).map(\.name))
+        var hostLinksDone = false
         for (i, step) in plan.teardown.enumerated() {
             progress?(i, plan.teardown.count, step)
             switch step {
@@ -158,14 +162,12 @@ public final class LabBuilder {
                 if let spec = try? routeSpec(route, session: hostSession), (try? hostSession.deleteRoute(spec)) != nil {
                     result.removed.append("host route \(route)")
                 }
-            case .deleteLink(let ref, let mark):
-                guard let link = try? hostSession.link(.name(ref.name)) else { continue }
-                guard link.alias == mark else {
-                    result.leftAlone.append("host interface \(ref.name) (not made by lab '\(spec.name)')")
-                    continue
+            case .deleteLink:
+                // All host links at once, after the namespaces (see LabPlan.teardown).
+                if !hostLinksDone {
+                    hostLinksDone = true
+                    try deleteHostLinks(plan.teardown, session: hostSession, existing: hostLinksBefore, into: &result)
                 }
-                try hostSession.deleteLink(.index(link.index))
-                result.removed.append("host interface \(ref.name)")
             case .deleteNamespace(let name, _):
                 let (presence, handle) = presence(of: name)
                 switch presence {
@@ -188,6 +190,56 @@ public final class LabBuilder {
         }
         removeHostState()
         return result
+    }
+
+    /// The host's links of the lab that are still there, by one RTM_GETLINK dump. The host ends of veths
+    /// whose other end was in a namespace just removed vanish on their own once the kernel's namespace
+    /// cleanup runs (asynchronously, in a workqueue): they are waited for while they keep vanishing, and
+    /// only what is left then (a namespace someone still holds, a bridge, a veth with both ends in the
+    /// host) is deleted with RTM_DELLINK, and only when it carries the lab's mark.
+    func deleteHostLinks(_ teardown: [LabStep], session: NetlinkSession, existing: Set<String>,
+                         into result: inout DownResult) throws {
+        let wanted = teardown.compactMap { step -> (LabInterfaceRef, String)? in
+            if case .deleteLink(let ref, let mark) = step { (ref, mark) } else { nil }
+        }
+        let goingWithNamespace = Set(spec.veths.compactMap { veth -> String? in
+            switch (veth.a.ref.place, veth.b.ref.place) {
+            case (.host, .namespace): veth.a.ref.name
+            case (.namespace, .host): veth.b.ref.name
+            default: nil
+            }
+        })
+        func present() throws -> [String: Link] {
+            var byName: [String: Link] = [:]
+            for link in try session.links(statistics: false) { byName[link.name] = link }
+            return byName
+        }
+        var links = try present()
+        var waiting = wanted.filter { goingWithNamespace.contains($0.0.name) && links[$0.0.name]?.alias == $0.1 }.count
+        var lastProgress = monotonicNanoseconds()
+        while waiting > 0 && monotonicNanoseconds() - lastProgress < 1_000_000_000 {
+            usleep(20_000)
+            links = try present()
+            let now = wanted.filter { goingWithNamespace.contains($0.0.name) && links[$0.0.name]?.alias == $0.1 }.count
+            if now < waiting { lastProgress = monotonicNanoseconds() }
+            waiting = now
+        }
+        for (ref, mark) in wanted {
+            guard let link = links[ref.name] else {
+                if existing.contains(ref.name) { result.removed.append("host interface \(ref.name)") }
+                continue
+            }
+            guard link.alias == mark else {
+                result.leftAlone.append("host interface \(ref.name) (not made by lab '\(spec.name)')")
+                continue
+            }
+            do {
+                try session.deleteLink(.index(link.index))
+            } catch let error as NetlinkError where error.errno == ENODEV {
+                // Went with its peer (a veth whose other end was deleted just before).
+            }
+            result.removed.append("host interface \(ref.name)")
+        }
     }
 
     // MARK: Host state between up and down

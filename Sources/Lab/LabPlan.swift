@@ -110,8 +110,10 @@ public enum LabStep: Hashable, Sendable, CustomStringConvertible {
 /// Order of `steps`: namespaces (each marked on its `lo` as soon as it exists), bridges, veth pairs
 /// (host-side links marked as soon as they exist), bridge ports, sysctls, addresses, links up, routes,
 /// nftables rulesets. `teardown` removes only what carries the lab's mark: the host's table and routes,
-/// the host-side links, the namespaces (which takes everything inside them along), then puts the host's
-/// sysctls back.
+/// the namespaces (which takes everything inside them along, and the host ends of their veths), the
+/// host-side links still there, then puts the host's sysctls back. Namespaces go before host links
+/// because the kernel destroys namespaces in batches (one RCU grace period for many), while each
+/// RTM_DELLINK of a veth waits for its own: a thousand host ends deleted one by one take seconds.
 public struct LabPlan: Sendable {
     public let lab: String
     /// IFLA_IFALIAS of every namespace's `lo` and of every link the lab creates in the host.
@@ -166,8 +168,8 @@ public struct LabPlan: Sendable {
         var teardown: [LabStep] = []
         if spec.host.hasRules { teardown.append(.deleteRuleset(.host, table: table)) }
         teardown += spec.host.routes.reversed().map { .deleteRoute(.host, $0) }
-        teardown += hostLinks.reversed().map { .deleteLink($0, mark: mark) }
         teardown += namespaces.reversed().map { .deleteNamespace($0, mark: mark) }
+        teardown += hostLinks.reversed().map { .deleteLink($0, mark: mark) }
         teardown += spec.host.effectiveSysctls.reversed().map { .restoreSysctl(.host, key: $0.key) }
         return LabPlan(lab: spec.name, mark: mark, table: table, steps: steps, teardown: teardown)
     }

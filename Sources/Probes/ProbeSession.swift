@@ -309,11 +309,7 @@ public final class StopFlag: Sendable {
 struct Stopwatch {
     private var last = Stopwatch.now()
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func now() -> UInt64 { monotonicNanoseconds() }
 
     /// Nanoseconds since the previous lap (or the start).
     mutating func lap() -> UInt64 {

@@ -4,13 +4,6 @@ import Glibc
 import NetAddress
 import ProcNS
 
-/// Monotonic time in nanoseconds (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns uses).
-public func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
 /// A socket address for an IP address and port (sockaddr_in or sockaddr_in6).
 struct SocketAddress {
     var storage = sockaddr_storage()

@@ -152,3 +152,11 @@ public enum TextFile {
         }
     }
 }
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC: the clock bpf_ktime_get_ns uses, so probe send times
+/// and BPF event times compare directly; also what timeouts and waits are measured in).
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -57,13 +57,13 @@ import Testing
         #expect(!steps.contains { $0.contains("net.ipv6.conf.all.forwarding") })
         #expect(plan.teardown.map(\.description) == [
             "nft delete table inet nsinspect-container-bridge",
+            "ip netns del host2 (if its lo's alias is \(mark))",
+            "ip netns del host1 (if its lo's alias is \(mark))",
             "ip link del dev br0 (if its alias is \(mark))",
             "ip link del dev host2-veth1-br (if its alias is \(mark))",
             "ip link del dev host1-veth1-br (if its alias is \(mark))",
             "ip link del dev host-veth1-br (if its alias is \(mark))",
             "ip link del dev host-veth1 (if its alias is \(mark))",
-            "ip netns del host2 (if its lo's alias is \(mark))",
-            "ip netns del host1 (if its lo's alias is \(mark))",
             "sysctl -w net.ipv4.ip_forward=(its value before up)",
         ])
         try checkOrder(plan)
