@@ -7,6 +7,8 @@
 #     before it moves: moving a link flushes its addresses), i.e. N + 1 ip processes;
 #   - ip script: a shell script of one `ip` command per step, the way labs are usually written.
 # Down: `lab down` against `ip -batch` of `netns del` (the veths go with their namespaces) + the bridge.
+# `ip netns del` returns before the kernel has destroyed the namespaces; `lab down` returns once the
+# lab's host links are gone too (so `up` can follow at once). Between runs everything is waited for.
 # Usage: Benchmarks/lab.sh [N] [RUNS]   (root; builds the release binary first when it is missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,29 +93,40 @@ check() {
   [ "$ports" = "$N" ] && [ "$routes" = 1 ] || { echo "$1 built $ports ports, $routes default routes in $P-$N" >&2; exit 1; }
 }
 
+# `ip netns del` returns before the kernel has destroyed the namespace (and the host ends of its
+# veths): wait for that, untimed, before the next way builds the lab again.
+settle() {
+  local tries=0
+  while ip -o link show | grep -q " ${P}v[0-9]*@" || ip link show "$BR" >/dev/null 2>&1; do
+    tries=$((tries + 1)); [ "$tries" -gt 600 ] && { echo "links of the lab did not go away" >&2; exit 1; }
+    sleep 0.1
+  done
+}
 now() { date +%s.%N; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A T
 for run in $(seq 1 "$RUNS"); do
   t0=$(now); "$BIN" lab up "$work/lab.yaml" >/dev/null; t1=$(now); check "lab up"
-  t2=$(now); "$BIN" lab down "$work/lab.yaml" >/dev/null; t3=$(now)
+  t2=$(now); "$BIN" lab down "$work/lab.yaml" >/dev/null; t3=$(now); settle; t4=$(now)
   T[labup]+="$(awk "BEGIN { print $t1 - $t0 }") "; T[labdown]+="$(awk "BEGIN { print $t3 - $t2 }") "
+  T[labgone]+="$(awk "BEGIN { print $t4 - $t2 }") "
   t0=$(now); sh "$work/batch-up.sh"; t1=$(now); check "ip -batch"
-  t2=$(now); ip -batch "$work/down.batch"; t3=$(now)
+  t2=$(now); ip -batch "$work/down.batch"; t3=$(now); settle; t4=$(now)
   T[batchup]+="$(awk "BEGIN { print $t1 - $t0 }") "; T[batchdown]+="$(awk "BEGIN { print $t3 - $t2 }") "
+  T[batchgone]+="$(awk "BEGIN { print $t4 - $t2 }") "
   t0=$(now); sh "$work/script-up.sh"; t1=$(now); check "ip script"
-  t2=$(now); ip -batch "$work/down.batch"; t3=$(now)
+  t2=$(now); ip -batch "$work/down.batch"; t3=$(now); settle
   T[scriptup]+="$(awk "BEGIN { print $t1 - $t0 }") "
 done
 m() { echo "${T[$1]}" | tr ' ' '\n' | grep . | median; }
 rss_up=$( { /usr/bin/time -f '%M' "$BIN" lab up "$work/lab.yaml" >/dev/null; } 2>&1 | tail -1 )
 rss_down=$( { /usr/bin/time -f '%M' "$BIN" lab down "$work/lab.yaml" >/dev/null; } 2>&1 | tail -1 )
-lu=$(m labup) ld=$(m labdown) bu=$(m batchup) bd=$(m batchdown) su=$(m scriptup)
+lu=$(m labup) ld=$(m labdown) bu=$(m batchup) bd=$(m batchdown) su=$(m scriptup) lg=$(m labgone) bg=$(m batchgone)
 echo "lab of $N namespaces (veth to a host bridge, address, default route); median of $RUNS runs, seconds"
-printf '| %-34s | %8s | %8s |\n' "way" "up" "down"
-printf '|%s|%s|%s|\n' "------------------------------------" "----------" "----------"
-printf '| %-34s | %8.3f | %8.3f |\n' "nsinspect lab up / lab down" "$lu" "$ld"
-printf '| %-34s | %8.3f | %8.3f |\n' "ip -batch (+ ip -n NS -batch each)" "$bu" "$bd"
-printf '| %-34s | %8.3f | %8s |\n' "ip script (one ip per step)" "$su" "-"
-echo "ratios: ip -batch / lab up = $(awk "BEGIN { printf \"%.2f\", $bu / $lu }")x, ip script / lab up = $(awk "BEGIN { printf \"%.2f\", $su / $lu }")x, ip -batch down / lab down = $(awk "BEGIN { printf \"%.2f\", $bd / $ld }")x"
+printf '| %-34s | %8s | %8s | %14s |\n' "way" "up" "down" "down, all gone"
+printf '|%s|%s|%s|%s|\n' "------------------------------------" "----------" "----------" "----------------"
+printf '| %-34s | %8.3f | %8.3f | %14.3f |\n' "nsinspect lab up / lab down" "$lu" "$ld" "$lg"
+printf '| %-34s | %8.3f | %8.3f | %14.3f |\n' "ip -batch (+ ip -n NS -batch each)" "$bu" "$bd" "$bg"
+printf '| %-34s | %8.3f | %8s | %14s |\n' "ip script (one ip per step)" "$su" "-" "-"
+echo "ratios: ip -batch / lab up = $(awk "BEGIN { printf \"%.2f\", $bu / $lu }")x, ip script / lab up = $(awk "BEGIN { printf \"%.2f\", $su / $lu }")x; down until the kernel is done: ip -batch / lab down = $(awk "BEGIN { printf \"%.2f\", $bg / $lg }")x"
 echo "peak RSS: lab up $(( rss_up / 1024 )) MB, lab down $(( rss_down / 1024 )) MB"

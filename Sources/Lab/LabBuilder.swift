@@ -38,30 +38,47 @@ public final class LabBuilder {
 
     /// Whether the namespace named `name` exists and is this lab's, with its handle when it is.
     public func presence(of name: String) -> (Presence, NamespaceHandle?) {
-        let names = NetnsNames(directory: netnsDirectory)
-        switch names.entry(name) {
-        case .absent: return (.absent, nil)
-        case .placeholder: return (.foreign("\(netnsDirectory)/\(name) is an empty placeholder (nsinspect forget \(name) removes it)"), nil)
-        case .other(let what): return (.foreign("\(netnsDirectory)/\(name) is \(what)"), nil)
-        case .bindMount, .symlink:
-            guard let handle = try? NamespaceHandle.open(path: "\(netnsDirectory)/\(name)", origin: name) else {
-                return (.foreign("\(netnsDirectory)/\(name) is a broken name"), nil)
-            }
-            let alias = (try? NetlinkSession(in: handle, label: name).link(.name("lo")).alias) ?? nil
-            if alias == plan.mark { return (.ours, handle) }
-            if let alias, alias.hasPrefix("nsinspect-lab:") {
-                return (.foreign("namespace \(name) belongs to lab '\(alias.dropFirst("nsinspect-lab:".count))'"), handle)
-            }
-            return (.foreign("namespace \(name) exists and was not made by lab '\(spec.name)' (its lo carries no lab mark)"), handle)
-        }
+        let found = presences(of: [name])[0]
+        return (found.presence, found.handle)
     }
 
     /// The lab's namespaces as they are now.
     public func presences() -> [(name: String, presence: Presence, handle: NamespaceHandle?)] {
-        namespaceNames.map { name in
-            let (p, h) = presence(of: name)
-            return (name, p, h)
+        presences(of: namespaceNames)
+    }
+
+    /// Whose each named namespace is, by the mark on its `lo` (IFLA_IFALIAS from RTM_GETLINK). The
+    /// sockets are opened from one thread that moves from namespace to namespace, not one thread each.
+    func presences(of names: [String]) -> [(name: String, presence: Presence, handle: NamespaceHandle?)] {
+        let directory = NetnsNames(directory: netnsDirectory)
+        var found: [(name: String, presence: Presence, handle: NamespaceHandle?)] = names.map { name in
+            switch directory.entry(name) {
+            case .absent: return (name, .absent, nil)
+            case .placeholder:
+                return (name, .foreign("\(netnsDirectory)/\(name) is an empty placeholder (nsinspect forget \(name) removes it)"), nil)
+            case .other(let what): return (name, .foreign("\(netnsDirectory)/\(name) is \(what)"), nil)
+            case .bindMount, .symlink:
+                guard let handle = try? NamespaceHandle.open(path: "\(netnsDirectory)/\(name)", origin: name) else {
+                    return (name, .foreign("\(netnsDirectory)/\(name) is a broken name"), nil)
+                }
+                return (name, .absent, handle)
+            }
         }
+        let opened = found.indices.filter { found[$0].handle != nil }
+        let sockets = (try? NetlinkSocket.open(inEach: opened.map { found[$0].handle! }, labels: opened.map { found[$0].name }))
+            ?? opened.map { _ in .failure(OperationError("lab", "", "cannot enter")) }
+        for (i, socket) in zip(opened, sockets) {
+            let name = found[i].name
+            let alias = (try? NetlinkSession(socket: socket.get()).link(.name("lo")).alias) ?? nil
+            if alias == plan.mark {
+                found[i].presence = .ours
+            } else if let alias, alias.hasPrefix("nsinspect-lab:") {
+                found[i].presence = .foreign("namespace \(name) belongs to lab '\(alias.dropFirst("nsinspect-lab:".count))'")
+            } else {
+                found[i].presence = .foreign("namespace \(name) exists and was not made by lab '\(spec.name)' (its lo carries no lab mark)")
+            }
+        }
+        return found
     }
 
     var namespaceNames: [String] {
@@ -152,6 +169,12 @@ public final class LabBuilder {
         // namespace are reported as removed, those never there (a partial up) are not.
         let hostLinksBefore = Set(try hostSession.links(statistics: false).map(\.name))
         var hostLinksDone = false
+        // Whose each namespace is, asked of all of them before any is removed: the kernel destroys
+        // removed namespaces under the RTNL lock, and an RTM_GETLINK asked meanwhile waits behind it
+        // (tens of milliseconds each, seconds for a large lab). Handles are not kept: a namespace held
+        // open here would outlive its name.
+        var presences: [String: Presence] = [:]
+        for found in self.presences() { presences[found.name] = found.presence }
         for (i, step) in plan.teardown.enumerated() {
             progress?(i, plan.teardown.count, step)
             switch step {
@@ -169,13 +192,11 @@ public final class LabBuilder {
                     try deleteHostLinks(plan.teardown, session: hostSession, existing: hostLinksBefore, into: &result)
                 }
             case .deleteNamespace(let name, _):
-                let (presence, handle) = presence(of: name)
-                switch presence {
+                switch presences[name] ?? .absent {
                 case .absent: continue
                 case .foreign(let reason): result.leftAlone.append(reason)
                 case .ours:
                     // The namespace's own links go with it; its host-side veth ends with them.
-                    _ = handle
                     try NetnsNames(directory: netnsDirectory, operation: "lab down").forget(name)
                     result.removed.append("namespace \(name)")
                 }

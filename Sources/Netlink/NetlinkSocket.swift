@@ -18,7 +18,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     public let label: String
     private var nextSequence: UInt32
     private var buffer: [UInt8]
-    /// Receive buffers for batched answers (recvmmsg), allocated on first use.
+    /// Receive buffers for batched answers (recvmmsg), allocated for one transactAll and released after
+    /// it: a lab of a thousand namespaces keeps a thousand sockets open, and 512 KiB each would stay
+    /// resident. Allocated uninitialised (malloc → mmap), so only the pages the kernel writes are touched.
     private var batchBuffer: [UInt8] = []
     private static let batchSlots = 32
     private static let batchSlotSize = 16 << 10
@@ -131,7 +133,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// a batch of requests is answered by as many datagrams, so this saves a system call per answer.
     private func receiveMany(request: String) throws -> [ArraySlice<UInt8>] {
         let slots = NetlinkSocket.batchSlots, size = NetlinkSocket.batchSlotSize
-        if batchBuffer.isEmpty { batchBuffer = [UInt8](repeating: 0, count: slots * size) }
+        if batchBuffer.isEmpty {
+            batchBuffer = [UInt8](unsafeUninitializedCapacity: slots * size) { _, count in count = slots * size }
+        }
         var lengths = [UInt32](repeating: 0, count: slots)
         let fd = fileDescriptor
         let count = batchBuffer.withUnsafeMutableBytes { raw in
@@ -204,6 +208,7 @@ public final class NetlinkSocket: @unchecked Sendable {
     public func transactAll<T>(_ requests: [NetlinkRequest], batchSize: Int = 64,
                                decode: (NetlinkMessage) throws -> T?) throws -> [Result<[T], any Error>] {
         var results = [Result<[T], any Error>](repeating: .success([]), count: requests.count)
+        defer { batchBuffer = [] }
         var start = 0
         while start < requests.count {
             let end = min(start + batchSize, requests.count)

@@ -41,6 +41,9 @@ struct NSInspect: ParsableCommand {
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
         } catch {
+            // ArgumentParser's own errors (a help request answered by its internal help command, a
+            // ValidationError from run(), CleanExit) are printed and mapped to exit codes its way.
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { exit(withError: error) }
             let operation = (type(of: command) as? any NSCommand.Type)?.operationName ?? "nsinspect"
             Output.warn("\(operation): \(error)")
             Glibc.exit(1)

@@ -17,6 +17,15 @@ struct FoundationCommandTests {
         list.first { ($0["ns"] as? NSNumber)?.uint64Value == inode }
     }
 
+    /// `--help` on the tool and on every command prints usage on stdout and exits 0 (not an error line).
+    @Test(arguments: [[], ["list"], ["show"], ["dump"], ["graph"], ["path"], ["trace"], ["lab"], ["lab", "up"],
+                      ["conntrack"], ["natcheck"], ["adopt"], ["forget"], ["exec"], ["demo"]])
+    func helpPrintsUsageAndExitsZero(command: [String]) throws {
+        let result = nsinspect(arguments: command + ["--help"])
+        #expect(result.status == 0 && result.stdout.contains("USAGE: nsinspect"), "\(result)")
+        #expect(!result.stderr.contains("CommandError"), "\(result)")
+    }
+
     @Test func listShowsAnUnsharedProcessAndMarksItUnnamed() throws {
         let scratch = Scratch("lst")
         defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
