@@ -1,3 +1,4 @@
+import Synchronization
 import Netlink
 
 /// A lab as a lab file describes it (docs/lab-format.md): namespaces, the links and bridges between them,
@@ -11,10 +12,14 @@ public struct LabSpec: Hashable, Sendable {
     /// What the lab configures in the host namespace (forwarding, routes, NAT); the host itself is not made.
     public var host: LabNamespace
     /// The namespaces the lab makes, in file order.
-    public var namespaces: [LabNamespace]
-    public var veths: [LabVeth]
-    public var bridges: [LabBridge]
+    public var namespaces: [LabNamespace] { didSet { index = LabSpecIndex() } }
+    public var veths: [LabVeth] { didSet { index = LabSpecIndex() } }
+    public var bridges: [LabBridge] { didSet { index = LabSpecIndex() } }
     public var expectations: [LabExpectation]
+    /// Lookups by place and by interface, built on first use and dropped by any change to what they index:
+    /// the validator and the planner ask them once per namespace and per interface, which for a lab of a
+    /// thousand namespaces would otherwise be a million array copies.
+    private var index = LabSpecIndex()
 
     public init(
         name: String, namePosition: SourcePosition = .unknown, host: LabNamespace = LabNamespace(place: .host),
@@ -38,20 +43,20 @@ public struct LabSpec: Hashable, Sendable {
     public var allNamespaces: [LabNamespace] { [host] + namespaces }
 
     public func namespace(_ place: LabPlace) -> LabNamespace? {
-        place == .host ? host : namespaces.first { $0.place == place }
+        place == .host ? host : index.tables(self).namespaces[place].map { namespaces[$0] }
     }
 
     /// Every interface the lab creates: veth ends (each link's `a` then `b`, in file order), then bridges.
-    public var interfaces: [LabInterface] {
-        veths.flatMap { [$0.a, $0.b] } + bridges.map(\.interface)
-    }
+    public var interfaces: [LabInterface] { index.tables(self).interfaces }
 
     public func interfaces(in place: LabPlace) -> [LabInterface] {
-        interfaces.filter { $0.ref.place == place }
+        let tables = index.tables(self)
+        return (tables.byPlace[place] ?? []).map { tables.interfaces[$0] }
     }
 
     public func interface(_ ref: LabInterfaceRef) -> LabInterface? {
-        interfaces.first { $0.ref == ref }
+        let tables = index.tables(self)
+        return tables.byRef[ref].map { tables.interfaces[$0] }
     }
 
     /// What an expectation's `to: NAMESPACE` means: the first address (in the order of `interfaces`) of
@@ -539,4 +544,39 @@ public struct LabExpectation: Hashable, Sendable {
         case .nat: nil
         }
     }
+}
+
+/// LabSpec's lookup tables, built once per version of the spec. A reference type so a non-mutating
+/// accessor can fill it; a changed spec gets a new, empty one. Equal to every other index, so it takes
+/// no part in comparing or hashing specs.
+final class LabSpecIndex: Hashable, Sendable {
+    struct Tables: Sendable {
+        var interfaces: [LabInterface] = []
+        /// Positions in `interfaces`, in order.
+        var byPlace: [LabPlace: [Int]] = [:]
+        /// The first interface with each reference (duplicates are the validator's business).
+        var byRef: [LabInterfaceRef: Int] = [:]
+        /// Position of each namespace in `namespaces` (the first, if a name repeats).
+        var namespaces: [LabPlace: Int] = [:]
+    }
+
+    private let tables = Mutex<Tables?>(nil)
+
+    func tables(_ spec: LabSpec) -> Tables {
+        tables.withLock { cached in
+            if let cached { return cached }
+            var t = Tables()
+            t.interfaces = spec.veths.flatMap { [$0.a, $0.b] } + spec.bridges.map(\.interface)
+            for (i, interface) in t.interfaces.enumerated() {
+                t.byPlace[interface.ref.place, default: []].append(i)
+                if t.byRef[interface.ref] == nil { t.byRef[interface.ref] = i }
+            }
+            for (i, ns) in spec.namespaces.enumerated() where t.namespaces[ns.place] == nil { t.namespaces[ns.place] = i }
+            cached = t
+            return t
+        }
+    }
+
+    static func == (a: LabSpecIndex, b: LabSpecIndex) -> Bool { true }
+    func hash(into hasher: inout Hasher) {}
 }
