@@ -76,6 +76,38 @@ struct {
     __type(value, struct nsi_stash);
 } nsi_stash SEC(".maps");
 
+/// A packet's flow as one direction of it: addresses, ports (the echo id on both sides for ICMP echo),
+/// protocol. The key of nsi_flows and the value of nsi_skbs.
+struct nsi_flow_key {
+    __u8 saddr[16];
+    __u8 daddr[16];
+    __u16 sport;
+    __u16 dport;
+    __u8 protocol;
+    __u8 ip_version;
+    __u8 _pad[2];
+};
+
+/// Following a matched packet through NAT. A packet keeps its sk_buff from hook to hook and across
+/// veth crossings, while SNAT/DNAT rewrite its headers in place, after which the configured identity no
+/// longer matches them. Each skb that matched is remembered with its flow; when the same skb shows up
+/// with different headers that keep one side of that flow (SNAT keeps the destination, DNAT the
+/// source), the rewritten flow joins nsi_flows, so the rest of its way and the replies (the reverse
+/// direction) match too. A recycled skb of unrelated traffic keeps neither side and is not followed.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct nsi_flow_key);
+} nsi_skbs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct nsi_flow_key);
+    __type(value, __u8);
+} nsi_flows SEC(".maps");
+
 /// The kernel's sk_buff behind a tc program's context (kfunc, Linux 6.3).
 extern void *bpf_cast_to_kern_ctx(void *ctx) __ksym;
 
@@ -354,6 +386,74 @@ static __always_inline int packet_matches(const struct nsi_event *ev)
     return header_matches(&ev->packet, 0) || header_matches(&ev->inner, 0);
 }
 
+// ---- following through NAT --------------------------------------------------------------------------
+
+static __always_inline int flow_key(const struct nsi_packet *p, struct nsi_flow_key *k, int reverse)
+{
+    if (p->ip_version == 0 || !p->l4_valid)
+        return 0;
+    __builtin_memset(k, 0, sizeof(*k));
+    __builtin_memcpy(k->saddr, reverse ? p->daddr : p->saddr, 16);
+    __builtin_memcpy(k->daddr, reverse ? p->saddr : p->daddr, 16);
+    if (is_echo(p)) {
+        k->sport = p->icmp_id;
+        k->dport = p->icmp_id;
+    } else if (is_icmp(p)) {
+        return 0;
+    } else {
+        k->sport = reverse ? p->dport : p->sport;
+        k->dport = reverse ? p->sport : p->dport;
+    }
+    k->protocol = p->protocol;
+    k->ip_version = p->ip_version;
+    return 1;
+}
+
+static __always_inline int same_addr(const __u8 *a, const __u8 *b)
+{
+    const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+    return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/// A packet that matched: remember its skb and flow.
+static __always_inline void remember(__u64 skb, const struct nsi_packet *p)
+{
+    struct nsi_flow_key k;
+    if (flow_key(p, &k, 0))
+        bpf_map_update_elem(&nsi_skbs, &skb, &k, BPF_ANY);
+}
+
+/// A packet that did not match: is it a matched packet after NAT, or a packet of a flow NAT made?
+static __always_inline int followed(__u64 skb, const struct nsi_packet *p)
+{
+    struct nsi_flow_key now;
+    if (!flow_key(p, &now, 0))
+        return 0;
+    if (bpf_map_lookup_elem(&nsi_flows, &now))
+        return 1;
+    struct nsi_flow_key *was = bpf_map_lookup_elem(&nsi_skbs, &skb);
+    if (!was || was->protocol != now.protocol || was->ip_version != now.ip_version)
+        return 0;
+    int kept_destination = same_addr(was->daddr, now.daddr) && was->dport == now.dport;
+    int kept_source = same_addr(was->saddr, now.saddr) && was->sport == now.sport;
+    if (!kept_destination && !kept_source)
+        return 0;
+    __u8 one = 1;
+    bpf_map_update_elem(&nsi_flows, &now, &one, BPF_ANY);
+    struct nsi_flow_key back;
+    if (flow_key(p, &back, 1))
+        bpf_map_update_elem(&nsi_flows, &back, &one, BPF_ANY);
+    bpf_map_update_elem(&nsi_skbs, &skb, &now, BPF_ANY);
+    return 1;
+}
+
+/// An ICMP error quoting a packet of a flow NAT made (the port unreachable for a probe after SNAT).
+static __always_inline int quotes_followed(const struct nsi_packet *inner)
+{
+    struct nsi_flow_key k;
+    return flow_key(inner, &k, 0) && bpf_map_lookup_elem(&nsi_flows, &k) != 0;
+}
+
 // ---- skb hooks ------------------------------------------------------------------------------------
 
 /// The common path of every hook that has an skb: namespace filter, parse, packet match, then the
@@ -396,8 +496,12 @@ static __always_inline struct nsi_event *handle_skb(struct sk_buff *skb, __u32 h
     __u16 proto = bpf_ntohs(skb->protocol);
     if (proto == NSI_ETH_P_IP || proto == NSI_ETH_P_IPV6)
         parse_packet(nh, avail, ev);
-    if (!packet_matches(ev))
-        return 0;
+    if (nsi_cfg.match != NSI_MATCH_ALL) {
+        if (packet_matches(ev))
+            remember((__u64)skb, &ev->packet);
+        else if (!followed((__u64)skb, &ev->packet) && !quotes_followed(&ev->inner))
+            return 0;
+    }
 
     ev->skb = (__u64)skb;
     ev->netns = netns;

@@ -158,6 +158,64 @@ public struct TraceAssembler {
         }
     }
 
+    /// Following a probe through NAT the way the BPF programs do (bpf/trace.bpf.c, nsi_skbs/nsi_flows):
+    /// an event whose headers no longer carry the probe's identity belongs to it when its skb was the
+    /// probe's a moment ago and one side of the flow is unchanged (SNAT keeps the destination, DNAT the
+    /// source); the rewritten flow is then the probe's too, and its reverse is the reply's.
+    struct NATFollower {
+        struct Flow: Hashable {
+            var proto: UInt8
+            var source: PacketAddress, destination: PacketAddress
+            var sourcePort: UInt16, destinationPort: UInt16
+
+            init?(_ p: PacketHeaders) {
+                guard p.hasTransport, !p.isICMP || p.isEchoRequest || p.isEchoReply else { return nil }
+                proto = p.proto
+                source = p.source
+                destination = p.destination
+                sourcePort = p.isICMP ? p.icmpID : p.sourcePort
+                destinationPort = p.isICMP ? p.icmpID : p.destinationPort
+            }
+
+            var reversed: Flow {
+                var r = self
+                (r.source, r.destination) = (destination, source)
+                (r.sourcePort, r.destinationPort) = (destinationPort, sourcePort)
+                return r
+            }
+        }
+
+        private var bySkb: [UInt64: (flow: Flow, direction: TraceDirection, sequence: UInt16?)] = [:]
+        private var flows: [Flow: TraceDirection] = [:]
+
+        mutating func classify(_ event: PacketEvent, _ base: (TraceDirection, UInt16?)) -> (TraceDirection, UInt16?) {
+            guard let p = event.packet, let flow = Flow(p) else {
+                // An ICMP error quoting a packet of a flow NAT made.
+                if base.0 == .other, let q = event.quoted, let inner = Flow(q), flows[inner] == .request {
+                    return (.error, q.isEchoRequest ? q.icmpSequence : nil)
+                }
+                return base
+            }
+            var result = base
+            if result.0 == .other {
+                let sequence: UInt16? = p.isICMP ? p.icmpSequence : nil
+                if let direction = flows[flow] {
+                    result = (direction, sequence)
+                } else if let was = bySkb[event.skb], was.flow.proto == flow.proto,
+                          (was.flow.destination == flow.destination && was.flow.destinationPort == flow.destinationPort)
+                            || (was.flow.source == flow.source && was.flow.sourcePort == flow.sourcePort) {
+                    result = (was.direction, was.sequence ?? sequence)
+                    flows[flow] = was.direction
+                    flows[flow.reversed] = was.direction == .request ? .reply : .request
+                }
+            }
+            if (result.0 == .request || result.0 == .reply) && event.skb != 0 {
+                bySkb[event.skb] = (flow, result.0, result.1)
+            }
+            return result
+        }
+    }
+
     /// Route lookups only carry the flow: they go with the request when they look up its destination.
     func routeDirection(_ event: PacketEvent, request: PacketHeaders?, reply: PacketHeaders?) -> TraceDirection {
         guard let p = event.packet else { return .other }
@@ -177,8 +235,9 @@ public struct TraceAssembler {
             return (starts.lastIndex { $0 <= t + 1_000_000 }) ?? 0
         }
         var pendingRoutes: [PacketEvent] = []
+        var follower = NATFollower()
         for event in sorted {
-            let (direction, sequence) = classify(event)
+            let (direction, sequence) = follower.classify(event, classify(event))
             let slot: Int?
             if let sequence, let i = probes.firstIndex(where: { $0.sequence == sequence }) {
                 slot = i

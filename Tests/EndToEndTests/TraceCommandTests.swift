@@ -169,6 +169,34 @@ struct TraceCommandTests {
         #expect(lines.count == 1 && lines[0].contains("icmp") && lines[0].contains("SNAT"), "\(text)")
     }
 
+    /// SNAT that changes the source port too (as the nat-types lab's fixed mappings do): the probe's
+    /// identity no longer matches after router2, and the kernel side follows it by its skb and then by the
+    /// rewritten flow, so host2 and the way back are still seen.
+    @Test func probesAreFollowedThroughPortChangingSNAT() throws {
+        let scratch = Scratch("nap")
+        let lab = try PrefixedTwoRouters(scratch)
+        defer { lab.down(); scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let nft = Shell.run(["ip", "netns", "exec", lab.router2, "nft", "-f", "-"], input: """
+            table ip n {
+              chain post {
+                type nat hook postrouting priority 100; policy accept;
+                oifname "e1" ip saddr 10.0.1.10 meta l4proto udp snat to 10.0.2.1:40000
+              }
+            }
+            """)
+        try #require(nft.succeeded, "\(nft)")
+        let (_, summary, result) = try Self.traceJSON([lab.host1, lab.host2, "--proto", "udp", "--port", "7777", "--count", "1"])
+        #expect(result.status == 0, "\(result)")
+        let probe = try #require(try Self.probes(summary).first)
+        let there = try #require(probe["there"] as? [[String: Any]])
+        #expect(there.map { $0["netns"] as? String } == [lab.host1, lab.router1, lab.router2, lab.host2], "\(there)")
+        let rewrite = (there.first { $0["netns"] as? String == lab.router2 }?["rewrites"] as? [String])?.first ?? ""
+        #expect(rewrite.hasPrefix("SNAT 10.0.1.10:") && rewrite.hasSuffix(" → 10.0.2.1:40000"), "\(there)")
+        let back = try #require(probe["back"] as? [[String: Any]])
+        #expect(back.first?["netns"] as? String == lab.host2 && back.last?["netns"] as? String == lab.host1, "\(back)")
+        #expect(probe["agrees"] as? Bool == true, "\(probe)")
+    }
+
     @Test func udpAndTCPProbesReachTheDestination() throws {
         let scratch = Scratch("l4")
         let lab = try PrefixedTwoRouters(scratch)
