@@ -118,8 +118,11 @@ public final class LabBuilder {
             let drift = try status()
             if ours.count == existing.count && drift.isEmpty { return .alreadyUp }
             let missing = existing.filter { $0.presence == .absent }.map(\.name)
-            throw OperationError("lab up", spec.name,
-                                 "lab is partly up (\(ours.count) of \(existing.count) namespaces\(missing.isEmpty ? "" : ", missing \(missing.joined(separator: ", "))")\(drift.isEmpty ? "" : ", \(drift.count) difference\(drift.count == 1 ? "" : "s") from the file")); run `nsinspect lab down` first")
+            let differences = "\(drift.count) difference\(drift.count == 1 ? "" : "s") from the file (`nsinspect lab status` lists them)"
+            let state = ours.count == existing.count
+                ? "lab is up but differs from the file: \(differences)"
+                : "lab is partly up (\(ours.count) of \(existing.count) namespaces\(missing.isEmpty ? "" : ", missing \(missing.joined(separator: ", "))")\(drift.isEmpty ? "" : "; \(differences)"))"
+            throw OperationError("lab up", spec.name, state + "; run `nsinspect lab down` first")
         }
         let run = BuildRun(builder: self, host: host, hostSession: hostSession)
         do {

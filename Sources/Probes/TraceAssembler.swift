@@ -120,10 +120,16 @@ public struct TraceAssembler {
     public let requestedTTL: UInt8?
     /// `path` predicted a routing loop.
     public let predictedLoop: Bool
+    /// Where and why `path` predicted the packet to stop short of the destination (a blackhole or
+    /// unreachable route, no route, forwarding off, a next hop nobody owns): a drop there is the
+    /// prediction coming true, not a disagreement.
+    public let predictedStop: (namespace: UInt32, why: String)?
 
     public init(identity: Identity, labels: [UInt32: String], dropReasons: DropReasons, expected: [ExpectedHop],
-                initialTTL: Int = 64, requestedTTL: UInt8? = nil, predictedLoop: Bool = false) {
+                initialTTL: Int = 64, requestedTTL: UInt8? = nil, predictedLoop: Bool = false,
+                predictedStop: (namespace: UInt32, why: String)? = nil) {
         self.predictedLoop = predictedLoop
+        self.predictedStop = predictedStop
         self.identity = identity
         self.labels = labels
         self.dropReasons = dropReasons
@@ -395,6 +401,9 @@ public struct TraceAssembler {
         }
         if let drop, let reason = drop.drop {
             var text = "dropped in \(drop.label)" + (drop.dropPlace.map { " " + $0 } ?? "") + ": \(reason)"
+            if let stop = predictedStop, stop.namespace == drop.namespace {
+                return (text + ", as path predicted (\(stop.why))", true)
+            }
             if let at = expected.firstIndex(where: { $0.namespace == drop.namespace }), at < expected.count - 1 {
                 text += "; path predicted it to go on to \(expected[at + 1].label)"
             }
@@ -409,6 +418,9 @@ public struct TraceAssembler {
             if let last = requestHops.last {
                 let via = last.outInterface.map { " leaving via \($0)" } ?? last.inInterface.map { " arriving on \($0)" } ?? ""
                 if replyHops.isEmpty {
+                    if let stop = predictedStop, stop.namespace == last.namespace {
+                        return ("no reply: the probe was last seen in \(last.label)\(via), where path predicted it to stop (\(stop.why))", true)
+                    }
                     return ("no reply: the probe was last seen in \(last.label)\(via), and no drop was seen", false)
                 }
                 return ("no reply reached the sender: the reply was last seen in \(replyHops.last!.label)", false)

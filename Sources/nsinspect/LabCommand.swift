@@ -139,7 +139,10 @@ struct LabStatus: NSCommand {
         if common.json {
             var o = JSONObjectBuilder()
             o.add("lab", spec.name)
-            o.add("up", drift.isEmpty)
+            // "up": every namespace of the lab is there and is the lab's; "matches": nothing differs.
+            let builder = LabBuilder(spec: spec)
+            o.add("up", builder.presences().allSatisfy { $0.presence == .ours })
+            o.add("matches", drift.isEmpty)
             o.add("drift", .array(drift.map { d in
                 var x = JSONObjectBuilder()
                 x.add("kind", d.kind.rawValue); x.add("what", d.what); x.add("detail", d.detail)

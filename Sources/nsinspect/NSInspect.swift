@@ -24,6 +24,7 @@ struct NSInspect: ParsableCommand {
         // Before any thread exists (they inherit the mask): a launcher may have blocked these, and a
         // tracer that cannot be stopped by SIGTERM would never detach.
         nsi_unblock_stop_signals()
+        processStartNanoseconds = monotonicNanoseconds()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()
@@ -50,3 +51,7 @@ struct NSInspect: ParsableCommand {
         }
     }
 }
+
+/// When main() began (CLOCK_MONOTONIC), for start-up figures that include the census and the path
+/// prediction, not only loading the BPF programs. Written once, before any other thread exists.
+nonisolated(unsafe) var processStartNanoseconds: UInt64 = 0

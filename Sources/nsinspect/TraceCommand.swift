@@ -38,7 +38,7 @@ struct TraceCommand: NSCommand {
     @Option(help: "Passive mode filter: proto icmp|icmp6|udp|tcp, host ADDR, port N, icmp-id N, joined by 'and'.") var filter: String?
     @Option(help: "Stop after this many seconds (passive mode, or to bound an active trace).") var duration: Double?
     @Option(help: "Write the packets as pcapng (one interface per namespace/interface).") var pcap: String?
-    @Option(help: "Write this file once the probes are attached.") var readyFile: String?
+    @Option(help: "Write this file once the probes are attached (removed when the trace ends).") var readyFile: String?
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -49,6 +49,10 @@ struct TraceCommand: NSCommand {
     }
 
     func run() throws {
+        // A ready file left by an earlier run must not announce this one; it goes again at the end, so
+        // its existence means "attached now".
+        if let readyFile { unlink(readyFile) }
+        defer { if let readyFile { unlink(readyFile) } }
         // Parse what can be wrong before touching anything.
         let passiveFilter: PassiveFilter?
         do {
@@ -100,7 +104,8 @@ struct TraceCommand: NSCommand {
         guard let readyFile else { return }
         let fd = open(readyFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw OperationError("trace", readyFile, call: "open", errno: .current) }
-        let text = Array("attached \(session.attachedHooks.map(\.description).joined(separator: ",")) in \(session.startup.total / 1_000_000) ms\n".utf8)
+        let sinceStart = (monotonicNanoseconds() - processStartNanoseconds) / 1_000_000
+        let text = Array("attached \(session.attachedHooks.map(\.description).joined(separator: ",")) in \(session.startup.total / 1_000_000) ms, \(sinceStart) ms after start\n".utf8)
         _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
     }
@@ -215,9 +220,21 @@ struct ActiveTrace {
         session.close()
 
         if command.proto != .icmp { probes = refine(probes, events: events, identity: identity) }
+        let predictedStop: (namespace: UInt32, why: String)? = { (end: PathEnd) -> (namespace: UInt32, why: String)? in
+            let inode = UInt32(truncatingIfNeeded: context.open.inodes[end.namespace])
+            switch end {
+            case .rejected(_, let kind, let route): return (inode, "\(kind) \(route)")
+            case .noRoute: return (inode, "no route")
+            case .forwardingOff(_, let key): return (inode, "\(key) = 0")
+            case .linkDown(_, let interface): return (inode, "\(interface) is down")
+            case .nextHopNotFound(_, let nextHop, let interface): return (inode, "nobody owns \(nextHop) on \(interface)'s link")
+            case .delivered, .leaves, .loop: return nil
+            }
+        }(prediction.end)
         let assembler = TraceAssembler(identity: identity, labels: labels, dropReasons: session.dropReasons, expected: expected,
                                        initialTTL: responderTTL, requestedTTL: command.ttl,
-                                       predictedLoop: { if case .loop = prediction.end { true } else { false } }())
+                                       predictedLoop: { if case .loop = prediction.end { true } else { false } }(),
+                                       predictedStop: predictedStop)
         let reports = assembler.assemble(events: events, probes: probes)
         if let path = command.pcap { try TraceOutput.pcap(events, path: path, labels: labels) }
         var output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
@@ -275,13 +292,14 @@ struct PassiveTrace {
         let deadline = command.duration.map { start + UInt64($0 * 1e9) }
         let output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
         var events: [PacketEvent] = []
-        var counts: [String: Int] = [:]
+        // Events per (namespace, interface, hook), for the summary table.
+        var counts: [[String]: Int] = [:]
         var drops: [String: Int] = [:]
         var lastReport = start
         var reportedLost: UInt64 = 0
         while traceInterrupted == 0 && !(deadline.map { monotonicNanoseconds() >= $0 } ?? false) {
             _ = try session.poll(timeoutMilliseconds: 100) { event in
-                counts["\(output.label(event.netns)) \(event.ifname) \(event.hook)", default: 0] += 1
+                counts[[output.label(event.netns), event.ifname, "\(event.hook)"], default: 0] += 1
                 if event.hook == .drop { drops["\(output.label(event.netns)): \(session.dropReasons.name(event.dropReason))", default: 0] += 1 }
                 if command.common.json {
                     Output.json(output.eventJSON(event, offset: Int64(bitPattern: event.timestamp &- start), direction: nil), pretty: false)
@@ -297,7 +315,7 @@ struct PassiveTrace {
             }
         }
         _ = try session.drain { event in
-            counts["\(output.label(event.netns)) \(event.ifname) \(event.hook)", default: 0] += 1
+            counts[[output.label(event.netns), event.ifname, "\(event.hook)"], default: 0] += 1
             if command.pcap != nil { events.append(event) }
         }
         let statistics = try session.statistics()
@@ -310,8 +328,8 @@ struct PassiveTrace {
             o.add("drops", .object(drops.sorted { $0.key < $1.key }.map { JSON.Member($0.key, .int(Int64($0.value))) }))
             Output.json(o.json, pretty: false)
         } else {
-            var table = Table("NAMESPACE INTERFACE HOOK", "EVENTS")
-            for (key, n) in counts.sorted(by: { $0.key < $1.key }) { table.add(key, String(n)) }
+            var table = Table("NAMESPACE", "INTERFACE", "HOOK", "EVENTS")
+            for (key, n) in counts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) { table.add(key[0], key[1], key[2], String(n)) }
             Output.line("")
             Output.write(table.render())
             for (key, n) in drops.sorted(by: { $0.key < $1.key }) { Output.line("dropped in \(key) × \(n)") }

@@ -63,7 +63,10 @@ struct TraceOutput {
             return r.error == 0 ? "route lookup \(flow)table \(RTNames.table(r.table)) → \(out)" + (r.gateway.map { " via \($0)" } ?? "")
                 : "route lookup \(flow)table \(RTNames.table(r.table)): no match (\(Errno(-r.error)))"
         case .icmpSent(let type, let code): return "kernel sends " + ICMPNames.describe(type: type, code: code, v6: event.packet?.version == 6)
-        case .neighbour(let n): return "neighbour \(n.address?.description ?? "?") state \(n.oldState) → \(n.newState)"
+        case .neighbour(let n):
+            let old = RTNames.neighbourState(UInt16(truncatingIfNeeded: n.oldState)).joined(separator: ",")
+            let new = RTNames.neighbourState(UInt16(truncatingIfNeeded: n.newState)).joined(separator: ",")
+            return "neighbour \(n.address?.description ?? "?") \(old) → \(new)"
         case .none: return ""
         }
     }

@@ -122,6 +122,10 @@ struct TraceCommandTests {
         let blackhole = nsinspect("path", lab.host1, lab.host2)
         #expect(blackhole.status == 1)
         #expect(blackhole.stdout.contains("blackhole in \(lab.router2): blackhole 10.0.2.10/32"), "\(blackhole)")
+        // trace sees the probe die in router2, where path said it would: they agree.
+        let dropped = nsinspect("trace", lab.host1, lab.host2, "--count", "1")
+        #expect(dropped.status == 0 && dropped.stdout.contains("dropped in \(lab.router2)")
+                && dropped.stdout.contains("as path predicted (blackhole"), "\(dropped)")
         try Shell.must("ip", "-n", lab.router2, "route", "del", "blackhole", "10.0.2.10/32")
 
         try Shell.must("ip", "-n", lab.router2, "route", "del", "default")
@@ -264,8 +268,13 @@ struct TraceCommandTests {
         process.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 0)
-        #expect(text.contains("\(lab.router1) e0") && text.contains("icmp echo request"))
+        #expect(text.contains("icmp echo request"), "\(text)")
+        // The summary: a row per namespace, interface and hook, in columns.
+        let rows = text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(rows.contains { $0.count == 4 && $0[0] == lab.router1 && $0[1] == "e0" && $0[2] == "xmit" && Int($0[3]) ?? 0 >= 2 }, "\(text)")
         #expect(text.contains("events, 0 lost"), "\(text)")
+        // The ready file means "attached now": it is gone once the trace has ended.
+        #expect(!FileManager.default.fileExists(atPath: ready))
         #expect(Self.programsLeft().isEmpty)
     }
 
