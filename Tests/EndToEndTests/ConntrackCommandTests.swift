@@ -231,6 +231,13 @@ struct ConntrackCommandTests {
         #expect(natOnly.status == 0 && natOnly.stdout == "\(ns): no NAT entries (1 entry without NAT)\n", "\(natOnly)")
     }
 
+    @Test func helpIsPrintedAndSucceeds() {
+        for arguments in [["conntrack", "--help"], ["natcheck", "--help"], ["--help"]] {
+            let result = nsinspect(arguments: arguments)
+            #expect(result.status == 0 && result.stdout.hasPrefix("OVERVIEW: ") && result.stderr.isEmpty, "\(result)")
+        }
+    }
+
     @Test func unknownNamespaceIsOneLineAndNonZero() throws {
         let scratch = Scratch("ctu")
         defer { scratch.cleanup() }

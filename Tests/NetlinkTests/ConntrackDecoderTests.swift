@@ -145,6 +145,37 @@ struct ConntrackDecoderTests {
         #expect(String(decoding: nat, as: UTF8.self) == "DNAT 192.0.2.1:8080 → 10.0.1.10:80")
     }
 
+    /// `appendNAT` writes from the tuples what `rewrites` describes: the same text, for every entry of the
+    /// fixtures and for the cases they lack (IPv6 ports in brackets, SNAT and DNAT at once, an ICMP id).
+    @Test func natColumnSaysWhatRewritesSay() throws {
+        func column(_ entry: ConntrackEntry) -> String {
+            var out: [UInt8] = []
+            entry.appendNAT(to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        var entries = try Self.dump()
+        entries += try Fixture.load("conntrack-events-nat").messages().compactMap { message in try ConntrackEntry.decode(message) }
+        // Both rewritten: 10.0.0.1:1000 → 192.0.2.9:80 became 203.0.113.1:2000 → 10.1.1.1:8080.
+        entries.append(ConntrackEntry(
+            original: ConntrackTuple(source: ip("10.0.0.1"), destination: ip("192.0.2.9"), protocolNumber: 6, sourcePort: 1000, destinationPort: 80),
+            reply: ConntrackTuple(source: ip("10.1.1.1"), destination: ip("203.0.113.1"), protocolNumber: 6, sourcePort: 8080, destinationPort: 2000)))
+        entries.append(ConntrackEntry(
+            original: ConntrackTuple(source: ip("fd00::1"), destination: ip("2001:db8::9"), protocolNumber: 17, sourcePort: 53, destinationPort: 53),
+            reply: ConntrackTuple(source: ip("2001:db8::9"), destination: ip("2001:db8::100"), protocolNumber: 17, sourcePort: 53, destinationPort: 1053)))
+        var ping = ConntrackTuple(source: ip("10.0.0.1"), destination: ip("192.0.2.9"), protocolNumber: 1)
+        ping.icmpID = 7
+        var pong = ConntrackTuple(source: ip("192.0.2.9"), destination: ip("203.0.113.1"), protocolNumber: 1)
+        pong.icmpID = 9
+        entries.append(ConntrackEntry(original: ping, reply: pong))
+        for entry in entries {
+            #expect(column(entry) == entry.rewrites.map(\.description).joined(separator: ", "), "\(entry.text())")
+        }
+        let n = entries.count
+        #expect(column(entries[n - 3]) == "SNAT 10.0.0.1:1000 → 203.0.113.1:2000, DNAT 192.0.2.9:80 → 10.1.1.1:8080")
+        #expect(column(entries[n - 2]) == "SNAT [fd00::1]:53 → [2001:db8::100]:1053")
+        #expect(column(entries[n - 1]) == "SNAT 10.0.0.1 id 7 → 203.0.113.1 id 9")
+    }
+
     @Test func matchFindsEntriesBeforeAndAfterNAT() throws {
         let entries = try Self.dump()
         // The replied SNAT flow, as seen inside (before NAT) and outside (after NAT, in either direction).
