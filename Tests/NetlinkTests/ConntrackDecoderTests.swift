@@ -3,7 +3,8 @@ import Testing
 
 /// The ctnetlink decoders against the conntrack fixtures (captured from this kernel: see
 /// ConntrackFixtureCapture.swift). The expected values are what `conntrack -L` and `conntrack -E` printed
-/// at capture time, kept in each fixture's annotation (`# conntrack -L | …`).
+/// at capture time, kept in each fixture's annotation (`# conntrack -L | …`). A new capture changes the
+/// ports NAT chose, the ICMP id and the timeouts: copy them from the new annotations into the tests below.
 @Suite("Conntrack decoders", .timeLimit(.minutes(2)))
 struct ConntrackDecoderTests {
     func ip(_ text: String) -> IPAddress { IPAddress(text)! }
