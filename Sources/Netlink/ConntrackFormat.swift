@@ -41,7 +41,7 @@ public struct ConntrackRewrite: Sendable, Hashable, CustomStringConvertible {
 
 extension ConntrackEntry {
     /// The source key of each tuple that NAT may rewrite: the source port, or the ICMP id.
-    private var sourceKeys: (UInt16?, UInt16?) {
+    public var sourceKeys: (UInt16?, UInt16?) {
         original.isICMP ? (original.icmpID, reply.icmpID) : (original.sourcePort, reply.destinationPort)
     }
 
@@ -78,13 +78,41 @@ extension ConntrackEntry {
         return out
     }
 
-    /// `SNAT 10.0.2.1:12345 → 100.64.2.100:54321`, `, ` between SNAT and DNAT; nothing without NAT.
+    /// `SNAT 10.0.2.1:12345 → 100.64.2.100:54321`, `, ` between SNAT and DNAT; nothing without NAT. The
+    /// same text as `rewrites`' descriptions, written from the tuples without building the rewrites (their
+    /// addresses are arrays and their descriptions Strings: too much for every line of a large table).
     public func appendNAT(to out: inout [UInt8]) {
-        guard isNAT else { return }
-        for (i, rewrite) in rewrites.enumerated() {
-            if i > 0 { out.append(contentsOf: ", ".utf8) }
-            out.append(contentsOf: rewrite.description.utf8)
+        let snat = isSourceRewritten, dnat = isDestinationRewritten
+        if snat {
+            let (from, to) = sourceKeys
+            out.append(contentsOf: "SNAT ".utf8)
+            appendEndpoint(original, source: true, port: from, to: &out)
+            out.append(contentsOf: " → ".utf8)
+            appendEndpoint(reply, source: false, port: to, to: &out)
         }
+        if dnat {
+            if snat { out.append(contentsOf: ", ".utf8) }
+            out.append(contentsOf: "DNAT ".utf8)
+            appendEndpoint(original, source: false, port: original.isICMP ? nil : original.destinationPort, to: &out)
+            out.append(contentsOf: " → ".utf8)
+            appendEndpoint(reply, source: true, port: original.isICMP ? nil : reply.sourcePort, to: &out)
+        }
+    }
+
+    /// One side of a tuple as `ConntrackEndpoint.description` writes it: `10.0.2.1:12345`, `[2001:db8::1]:53`,
+    /// `10.0.2.1 id 7`.
+    private func appendEndpoint(_ tuple: ConntrackTuple, source: Bool, port: UInt16?, to out: inout [UInt8]) {
+        let bracket = port != nil && !original.isICMP && tuple.family == .v6
+        if bracket { out.append(UInt8(ascii: "[")) }
+        if source { tuple.appendSource(to: &out) } else { tuple.appendDestination(to: &out) }
+        guard let port else { return }
+        if original.isICMP {
+            out.append(contentsOf: " id ".utf8)
+        } else {
+            if bracket { out.append(UInt8(ascii: "]")) }
+            out.append(UInt8(ascii: ":"))
+        }
+        out.appendDecimal(port)
     }
 
     /// The entry as conntrack-tools prints it (libnetfilter_conntrack's default output): `conntrack -L` for a
@@ -196,29 +224,49 @@ extension ConntrackTuple {
             out.append(contentsOf: words.address(.v6).description.utf8)
             return
         }
-        for i in 0..<4 {
-            if i > 0 { out.append(UInt8(ascii: ".")) }
-            out.appendDecimal(UInt8(truncatingIfNeeded: words.high >> UInt64(56 - 8 * i)))
+        // Dotted quad made on the stack and appended once (two addresses per tuple, four per entry).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
+            var n = 0
+            for i in 0..<4 {
+                if i > 0 {
+                    text[n] = UInt8(ascii: ".")
+                    n += 1
+                }
+                let octet = UInt8(truncatingIfNeeded: words.high >> UInt64(56 - 8 * i))
+                if octet >= 100 {
+                    text[n] = UInt8(ascii: "0") + octet / 100
+                    n += 1
+                }
+                if octet >= 10 {
+                    text[n] = UInt8(ascii: "0") + octet / 10 % 10
+                    n += 1
+                }
+                text[n] = UInt8(ascii: "0") + octet % 10
+                n += 1
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<n]))
         }
     }
 }
 
 extension Array where Element == UInt8 {
-    /// Appends a non-negative integer in decimal, without a String.
+    /// Appends a non-negative integer in decimal, without a String. The digits are made in a buffer on the
+    /// stack and appended in one piece: a table of a hundred thousand entries has a million numbers, and
+    /// growing the array digit by digit (or through a repeated placeholder) was a tenth of `conntrack --json`.
     public mutating func appendDecimal<T: BinaryInteger>(_ value: T) {
         var v = UInt64(truncatingIfNeeded: value)
-        var digits = 1
-        var rest = v
-        while rest >= 10 {
-            rest /= 10
-            digits += 1
+        if v < 10 {
+            append(UInt8(ascii: "0") + UInt8(v))
+            return
         }
-        append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
-        var i = count - 1
-        repeat {
-            self[i] = UInt8(ascii: "0") + UInt8(v % 10)
-            v /= 10
-            i -= 1
-        } while v > 0
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var i = 20
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            append(contentsOf: UnsafeBufferPointer(rebasing: digits[i..<20]))
+        }
     }
 }

@@ -58,6 +58,7 @@ struct ConntrackCommand: NSCommand {
         if common.json { out.append(Output.prettyJSON ? "[\n" : "[") }
         for ns in namespaces {
             var shown = 0, total = 0
+            let quotedNetns = ConntrackJSON.quoted(ns.label)
             try ConntrackAccess.table(ns) { table in
                 try table.forEach { entry in
                     total += 1
@@ -66,12 +67,13 @@ struct ConntrackCommand: NSCommand {
                     if common.json {
                         if !first { out.append(Output.prettyJSON ? ",\n" : ",") }
                         if Output.prettyJSON { out.append("  ") }
-                        ConntrackJSON.append(entry, netns: ns.label, to: &out.bytes)
+                        ConntrackJSON.append(entry, quotedNetns: quotedNetns, to: &out.bytes)
                     } else {
                         if width > 0 { out.append(padded(ns.label, width)) }
                         entry.appendText(to: &out.bytes)
                         if entry.isNAT {
-                            out.append("  ")
+                            out.bytes.append(UInt8(ascii: " "))
+                            out.bytes.append(UInt8(ascii: " "))
                             entry.appendNAT(to: &out.bytes)
                         }
                         out.bytes.append(UInt8(ascii: "\n"))
@@ -130,14 +132,38 @@ enum ConntrackAccess {
 /// Conntrack entries and events as JSON objects, written straight into the output (no JSON value tree per
 /// entry). Field names follow conntrack-tools' words: `src`, `dst`, `sport`, `dport`, `mark`, `use`, `zone`.
 enum ConntrackJSON {
+    /// A namespace's name as a JSON string, made once for every entry of a table.
+    static func quoted(_ label: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        JSON.string(label).write(into: &bytes, pretty: false)
+        return bytes
+    }
+
+    /// The JSON strings of the protocol names and of the status bits, made once: building and escaping
+    /// them for every entry was a fifth of `conntrack --json` on a large table.
+    private static let protocolNames: [[UInt8]] = (0...255).map { quoted(ConntrackNames.protocolName(UInt8($0))) }
+    private static let statusNames: [[UInt8]] = (0..<32).map { bit in
+        quoted(ConntrackStatus(rawValue: 1 << UInt32(bit)).names.first ?? "BIT_\(bit)")
+    }
+
     static func append(_ entry: ConntrackEntry, netns: String?, event: String? = nil, resync: Bool = false,
                        to out: inout [UInt8]) {
+        append(entry, quotedNetns: netns.map(quoted), event: event, resync: resync, to: &out)
+    }
+
+    /// - Parameter quotedNetns: the namespace's name already as a JSON string (`quoted(_:)`).
+    static func append(_ entry: ConntrackEntry, quotedNetns: [UInt8]?, event: String? = nil, resync: Bool = false,
+                       to out: inout [UInt8]) {
         var o = JSONMembers(&out)
-        if let netns { o.string("netns", netns, &out) }
+        if let quotedNetns {
+            o.key("netns", &out)
+            out.append(contentsOf: quotedNetns)
+        }
         if let event { o.string("event", event, &out) }
         if resync { o.raw("resync", "true", &out) }
         o.raw("family", entry.family == .v4 ? "\"ipv4\"" : "\"ipv6\"", &out)
-        o.string("protocol", entry.protocolName, &out)
+        o.key("protocol", &out)
+        out.append(contentsOf: protocolNames[Int(entry.protocolNumber)])
         o.number("protonum", entry.protocolNumber, &out)
         if let timeout = entry.timeout { o.number("timeout", timeout, &out) }
         if let state = entry.stateName { o.string("state", state, &out) }
@@ -148,9 +174,11 @@ enum ConntrackJSON {
         if let status = entry.status {
             o.key("status", &out)
             out.append(UInt8(ascii: "["))
-            for (i, name) in status.names.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSON.string(name).write(into: &out, pretty: false)
+            var first = true
+            for bit in 0..<32 where status.rawValue & (1 << UInt32(bit)) != 0 {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out.append(contentsOf: statusNames[bit])
             }
             out.append(UInt8(ascii: "]"))
             o.raw("unreplied", entry.isUnreplied ? "true" : "false", &out)
@@ -164,22 +192,50 @@ enum ConntrackJSON {
         if let context = entry.securityContext { o.string("secctx", context, &out) }
         if let started = entry.started { o.number("start_ns", started, &out) }
         if let stopped = entry.stopped { o.number("stop_ns", stopped, &out) }
-        if entry.isNAT {
+        // What `entry.rewrites` says, written from the tuples (no IPAddress or String per entry).
+        let snat = entry.isSourceRewritten, dnat = entry.isDestinationRewritten
+        if snat || dnat {
             o.key("nat", &out)
             out.append(UInt8(ascii: "["))
-            for (i, rewrite) in entry.rewrites.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                var r = JSONMembers(&out)
-                r.string("type", rewrite.kind.rawValue.lowercased(), &out)
-                r.key("from", &out)
-                endpoint(rewrite.from, to: &out)
-                r.key("to", &out)
-                endpoint(rewrite.to, to: &out)
-                r.end(&out)
+            let icmp = entry.original.isICMP
+            if snat {
+                let (from, to) = entry.sourceKeys
+                rewrite("snat", entry.original, source: true, from, entry.reply, source: false, to, icmp: icmp, to: &out)
+            }
+            if dnat {
+                if snat { out.append(UInt8(ascii: ",")) }
+                rewrite("dnat", entry.original, source: false, icmp ? nil : entry.original.destinationPort,
+                        entry.reply, source: true, icmp ? nil : entry.reply.sourcePort, icmp: icmp, to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
         o.end(&out)
+    }
+
+    /// `{"type":"snat","from":{"addr":…,"port":…},"to":{…}}`: each side is the source or the destination of
+    /// a tuple, and its port (or ICMP id).
+    private static func rewrite(_ type: StaticString, _ a: ConntrackTuple, source aSource: Bool, _ aPort: UInt16?,
+                                _ b: ConntrackTuple, source bSource: Bool, _ bPort: UInt16?, icmp: Bool,
+                                to out: inout [UInt8]) {
+        var r = JSONMembers(&out)
+        r.raw("type", type, quoted: true, &out)
+        r.key("from", &out)
+        endpoint(a, source: aSource, aPort, icmp: icmp, to: &out)
+        r.key("to", &out)
+        endpoint(b, source: bSource, bPort, icmp: icmp, to: &out)
+        r.end(&out)
+    }
+
+    private static func endpoint(_ tuple: ConntrackTuple, source: Bool, _ port: UInt16?, icmp: Bool, to out: inout [UInt8]) {
+        var e = JSONMembers(&out)
+        e.key("addr", &out)
+        out.append(UInt8(ascii: "\""))
+        if source { tuple.appendSource(to: &out) } else { tuple.appendDestination(to: &out) }
+        out.append(UInt8(ascii: "\""))
+        if let port {
+            if icmp { e.number("id", port, &out) } else { e.number("port", port, &out) }
+        }
+        e.end(&out)
     }
 
     private static func tuple(_ t: ConntrackTuple, counters: ConntrackCounters?, to out: inout [UInt8]) {
@@ -208,12 +264,6 @@ enum ConntrackJSON {
         o.end(&out)
     }
 
-    private static func endpoint(_ e: ConntrackEndpoint, to out: inout [UInt8]) {
-        var o = JSONMembers(&out)
-        o.string("addr", e.address.description, &out)
-        if let port = e.port { o.number(e.isICMPIdentifier ? "id" : "port", port, &out) }
-        o.end(&out)
-    }
 }
 
 /// The members of one JSON object, written one by one into a byte buffer: the opening brace when made,
@@ -223,12 +273,22 @@ struct JSONMembers {
 
     init(_ out: inout [UInt8]) { out.append(UInt8(ascii: "{")) }
 
+    /// In one append: appending a String's UTF-8 view here (and then byte by byte) was the largest single
+    /// cost of a large table.
     mutating func key(_ name: StaticString, _ out: inout [UInt8]) {
-        if !first { out.append(UInt8(ascii: ",")) }
+        // `,"name":` made on the stack and appended once.
+        let comma = first ? 0 : 1
         first = false
-        out.append(UInt8(ascii: "\""))
-        name.withUTF8Buffer { out.append(contentsOf: $0) }
-        out.append(contentsOf: "\":".utf8)
+        name.withUTF8Buffer { name in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + 4) { text in
+                text[0] = UInt8(ascii: ",")
+                text[comma] = UInt8(ascii: "\"")
+                for (i, byte) in name.enumerated() { text[comma + 1 + i] = byte }
+                text[comma + 1 + name.count] = UInt8(ascii: "\"")
+                text[comma + 2 + name.count] = UInt8(ascii: ":")
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<(comma + 3 + name.count)]))
+            }
+        }
     }
 
     mutating func string(_ name: StaticString, _ value: String, _ out: inout [UInt8]) {
@@ -241,9 +301,12 @@ struct JSONMembers {
         out.appendDecimal(value)
     }
 
-    mutating func raw(_ name: StaticString, _ text: StaticString, _ out: inout [UInt8]) {
+    /// `text` as it is (`true`, a number), or in quotes when `quoted` (it must need no escaping).
+    mutating func raw(_ name: StaticString, _ text: StaticString, quoted: Bool = false, _ out: inout [UInt8]) {
         key(name, &out)
+        if quoted { out.append(UInt8(ascii: "\"")) }
         text.withUTF8Buffer { out.append(contentsOf: $0) }
+        if quoted { out.append(UInt8(ascii: "\"")) }
     }
 
     func end(_ out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }

@@ -42,9 +42,10 @@ struct NSInspect: ParsableCommand {
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
         } catch {
-            // ArgumentParser's own errors (a help request answered by its internal help command, a
-            // ValidationError from run(), CleanExit) are printed and mapped to exit codes its way.
-            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { exit(withError: error) }
+            // `--help` (and a root command run without a subcommand) parse into ArgumentParser's own help
+            // command, whose run() throws the help request: ArgumentParser prints it and exits 0 (and a
+            // ValidationError thrown from run() gets its usage line). Only other errors are ours to print.
+            if exitCode(for: error) != .failure { exit(withError: error) }
             let operation = (type(of: command) as? any NSCommand.Type)?.operationName ?? "nsinspect"
             Output.warn("\(operation): \(error)")
             Glibc.exit(1)

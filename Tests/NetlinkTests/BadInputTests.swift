@@ -32,11 +32,14 @@ struct BadInputTests {
         attempt { () throws(DecodeError) in try Rule.decode(message) }
         attempt { () throws(DecodeError) in try NetlinkError.decode(message, request: "fuzz") }
         attempt { () throws(DecodeError) in try NSIDRequests.decode(message) }
+        attempt { () throws(DecodeError) in try ConntrackEntry.decode(message) }
+        attempt { () throws(DecodeError) in try ConntrackEvent.decode(message) }
     }
 
     /// The message as each decoder's type, so every decoder also sees every other object's bytes.
     static let types: [UInt16] = [RTM.newLink, RTM.newAddress, RTM.newRoute, RTM.newNeighbour, RTM.newRule, NLMsg.error,
-                                  NLMsg.done, 88 /* RTM_NEWNSID */]
+                                  NLMsg.done, 88 /* RTM_NEWNSID */,
+                                  CTNetlink.newMessage, CTNetlink.deleteMessage]
 
     static func decodeAsEveryType(_ message: NetlinkMessage) {
         for type in types {
@@ -56,7 +59,7 @@ struct BadInputTests {
         }
     }
 
-    @Test(arguments: Fixture.all)
+    @Test(arguments: Fixture.all + Fixture.events)
     func truncatedAtEveryLength(_ name: String) throws {
         let fixture = try Fixture.load(name)
         for datagram in fixture.datagrams {
@@ -73,7 +76,7 @@ struct BadInputTests {
         }
     }
 
-    @Test(arguments: Fixture.all)
+    @Test(arguments: Fixture.all + Fixture.events)
     func mutated(_ name: String) throws {
         let fixture = try Fixture.load(name)
         var random = Random(state: UInt64(truncatingIfNeeded: name.utf8.reduce(5381) { $0 &* 33 &+ Int($1) }))

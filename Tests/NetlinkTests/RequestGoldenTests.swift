@@ -149,4 +149,78 @@ struct RequestGoldenTests {
             0a 00 02 00  02 00 00 00  00 99 00 00  # NDA_LLADDR
             """)
     }
+
+    // MARK: ctnetlink
+
+    @Test func conntrackDump() {
+        // conntrack -L
+        expectGolden(ConntrackRequests.dump(), """
+            14 00 00 00  # nlmsg_len 20
+            01 01        # IPCTNL_MSG_CT_GET (NFNL_SUBSYS_CTNETLINK << 8 | 1)
+            01 03        # NLM_F_REQUEST | NLM_F_DUMP
+            01 00 00 00  00 00 00 00
+            00 00 00 00  # nfgenmsg: AF_UNSPEC (every family), NFNETLINK_V0, res_id 0
+            """)
+        // conntrack -L -f ipv6
+        expectGolden(ConntrackRequests.dump(family: .v6), """
+            14 00 00 00  01 01  01 03  01 00 00 00  00 00 00 00
+            0a 00 00 00  # nfgenmsg: AF_INET6
+            """)
+    }
+
+    @Test func conntrackGetUDP() {
+        // conntrack -G -p udp -s 10.0.1.10 -d 192.0.2.10 --sport 5002 --dport 5002
+        let tuple = ConntrackTuple(source: IPAddress("10.0.1.10")!, destination: IPAddress("192.0.2.10")!, protocolNumber: 17,
+                                   sourcePort: 5002, destinationPort: 5002)
+        expectGolden(ConntrackRequests.get(tuple), """
+            48 00 00 00  # nlmsg_len 72
+            01 01        # IPCTNL_MSG_CT_GET
+            05 00        # NLM_F_REQUEST | NLM_F_ACK (not a dump)
+            01 00 00 00  00 00 00 00
+            02 00 00 00  # nfgenmsg: AF_INET
+            34 00 01 80  # CTA_TUPLE_ORIG (nested), 52 bytes
+              14 00 01 80                  #   CTA_TUPLE_IP (nested), 20 bytes
+                08 00 01 00  0a 00 01 0a   #     CTA_IP_V4_SRC 10.0.1.10
+                08 00 02 00  c0 00 02 0a   #     CTA_IP_V4_DST 192.0.2.10
+              1c 00 02 80                  #   CTA_TUPLE_PROTO (nested), 28 bytes
+                05 00 01 00  11 00 00 00   #     CTA_PROTO_NUM 17, padded
+                06 00 02 00  13 8a 00 00   #     CTA_PROTO_SRC_PORT 5002 (big-endian), padded
+                06 00 03 00  13 8a 00 00   #     CTA_PROTO_DST_PORT 5002
+            """)
+    }
+
+    @Test func conntrackGetICMPInAZoneAndIPv6() {
+        // conntrack -G -p icmp -s 10.0.1.10 -d 192.0.2.10 --icmp-type 8 --icmp-code 0 --icmp-id 15937 -w 7
+        var ping = ConntrackTuple(source: IPAddress("10.0.1.10")!, destination: IPAddress("192.0.2.10")!, protocolNumber: 1)
+        ping.icmpID = 15937
+        ping.icmpType = 8
+        ping.icmpCode = 0
+        expectGolden(ConntrackRequests.get(ping, zone: 7), """
+            58 00 00 00  01 01  05 00  01 00 00 00  00 00 00 00  # 88 bytes, IPCTNL_MSG_CT_GET, REQUEST|ACK
+            02 00 00 00                  # nfgenmsg: AF_INET
+            3c 00 01 80                  # CTA_TUPLE_ORIG (nested), 60 bytes
+              14 00 01 80  08 00 01 00  0a 00 01 0a  08 00 02 00  c0 00 02 0a  # CTA_TUPLE_IP
+              24 00 02 80                  #   CTA_TUPLE_PROTO (nested), 36 bytes
+                05 00 01 00  01 00 00 00   #     CTA_PROTO_NUM 1
+                06 00 04 00  3e 41 00 00   #     CTA_PROTO_ICMP_ID 15937
+                05 00 05 00  08 00 00 00   #     CTA_PROTO_ICMP_TYPE 8
+                05 00 06 00  00 00 00 00   #     CTA_PROTO_ICMP_CODE 0
+            06 00 12 00  00 07 00 00     # CTA_ZONE 7 (big-endian)
+            """)
+        // conntrack -G -f ipv6 -p udp -s 2001:db8:2::1 -d 2001:db8:2::10 --sport 5000 --dport 5001
+        let v6 = ConntrackTuple(source: IPAddress("2001:db8:2::1")!, destination: IPAddress("2001:db8:2::10")!, protocolNumber: 17,
+                                sourcePort: 5000, destinationPort: 5001)
+        expectGolden(ConntrackRequests.get(v6), """
+            60 00 00 00  01 01  05 00  01 00 00 00  00 00 00 00  # 96 bytes
+            0a 00 00 00                  # nfgenmsg: AF_INET6
+            4c 00 01 80                  # CTA_TUPLE_ORIG (nested), 76 bytes
+              2c 00 01 80                  #   CTA_TUPLE_IP (nested), 44 bytes
+                14 00 03 00  20 01 0d b8  00 02 00 00  00 00 00 00  00 00 00 01  # CTA_IP_V6_SRC
+                14 00 04 00  20 01 0d b8  00 02 00 00  00 00 00 00  00 00 00 10  # CTA_IP_V6_DST
+              1c 00 02 80                  #   CTA_TUPLE_PROTO (nested), 28 bytes
+                05 00 01 00  11 00 00 00
+                06 00 02 00  13 88 00 00   #     CTA_PROTO_SRC_PORT 5000
+                06 00 03 00  13 89 00 00   #     CTA_PROTO_DST_PORT 5001
+            """)
+    }
 }

@@ -117,7 +117,9 @@ struct Fixture {
 
     static let all = ["link-dump-router", "link-dump-host1", "addr-dump-router", "addr-dump-host1", "route-dump-router",
                       "route-dump-host1", "neigh-dump-host1", "neigh-dump-router", "fdb-dump-router", "rule-dump-router",
-                      "route-get-host1", "error-route-add"]
+                      "route-get-host1", "error-route-add", "conntrack-dump-nat"]
+    /// Fixtures that are not answers to a request (no NLMSG_DONE or NLMSG_ERROR at the end): events.
+    static let events = ["conntrack-events-nat"]
 
     static func path(_ name: String) -> String { SourceFiles.fixtures + "/" + name + ".hex" }
 
@@ -146,12 +148,18 @@ struct Fixture {
         try datagrams.flatMap { try NetlinkMessage.split($0[...]) }
     }
 
-    static func render(title: String, setup: [String], request: String, datagrams: [[UInt8]], kernel: String) -> String {
+    /// - Parameters:
+    ///   - namespaces: what the placeholders in `setup` stand for.
+    ///   - notes: more `#` lines after the request (what another tool printed of the same state).
+    static func render(title: String, setup: [String], request: String, datagrams: [[UInt8]], kernel: String,
+                       namespaces: String = "H1, H2, R are throwaway namespaces", capturedBy: String = "FixtureCapture.swift",
+                       notes: [String] = []) -> String {
         var out = ["# nsinspect netlink fixture: \(title)",
-                   "# kernel: \(kernel) (captured by FixtureCapture.swift with NSINSPECT_CAPTURE_FIXTURES=1)",
-                   "# setup (H1, H2, R are throwaway namespaces):"]
+                   "# kernel: \(kernel) (captured by \(capturedBy) with NSINSPECT_CAPTURE_FIXTURES=1)",
+                   "# setup (\(namespaces)):"]
         out += setup.map { "#   " + $0 }
         out.append("# request: \(request)")
+        out += notes.map { "# " + $0 }
         out.append("# below: each datagram as recvmsg(2) returned it, each message preceded by what it is")
         for (n, datagram) in datagrams.enumerated() {
             out.append("datagram \(n + 1) (\(datagram.count) bytes)")
@@ -171,8 +179,13 @@ struct Fixture {
 
     /// One line about a message, for the fixture's reader.
     static func describe(_ message: NetlinkMessage) -> String {
-        let head = "\(RTM.name(message.type)) len \(NLMsg.headerSize + message.payload.count) flags 0x\(String(message.flags, radix: 16))"
+        let head = "\(CTNetlink.name(message.type)) len \(NLMsg.headerSize + message.payload.count) flags 0x\(String(message.flags, radix: 16))"
         do {
+            if let event = try ConntrackEvent.decode(message) {
+                // A dump entry is an IPCTNL_MSG_CT_NEW without NLM_F_CREATE: shown without an event word.
+                let isDump = message.flags & NLMsg.multi != 0
+                return "\(head): \(event.entry.text(event: isDump ? nil : event.kind))"
+            }
             if let link = try Link.decode(message) {
                 var text = "\(head): ifindex \(link.index) \(link.name)"
                 if let kind = link.kind { text += " kind \(kind)" }
