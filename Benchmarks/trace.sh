@@ -39,7 +39,7 @@ ip netns exec "$A" ping -c 1 -W 1 -q 10.202.0.2 >/dev/null
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# Starts a trace in the background and waits for its ready file; prints the milliseconds it took.
+# Starts a trace in the background (TRACE_PID) and waits for its ready file; READY_MS is how long that took.
 start_trace() {
   local out=$1; shift
   rm -f "$work/ready"
@@ -49,14 +49,16 @@ start_trace() {
   while [ ! -e "$work/ready" ]; do
     kill -0 "$TRACE_PID" 2>/dev/null || { cat "$work/trace.err" >&2; exit 1; }
   done
-  echo $(( ($(now_ns) - t0) / 1000000 ))
+  READY_MS=$(( ($(now_ns) - t0) / 1000000 ))
 }
-stop_trace() { kill -TERM "$TRACE_PID"; wait "$TRACE_PID" || true; }
+stop_trace() { kill -TERM "$TRACE_PID"; wait "$TRACE_PID" || true; TRACE_PID=; }
 
 # 1. Ready.
 passive_ms=() active_ms=()
 for _ in $(seq 1 "$RUNS"); do
-  passive_ms+=("$(start_trace /dev/null "$A" "$B" --passive --filter 'udp and port 9')"); stop_trace
+  start_trace /dev/null "$A" "$B" --passive --filter 'udp and port 9'
+  passive_ms+=("$READY_MS")
+  stop_trace
   rm -f "$work/ready"
   t0=$(now_ns)
   "$BIN" trace "$A" "$B" --count 1 --ready-file "$work/ready" >/dev/null &
@@ -81,7 +83,7 @@ iperf() {
 plain=() traced=()
 for _ in $(seq 1 "$RUNS"); do
   plain+=("$(iperf)")
-  start_trace /dev/null "$A" "$B" --passive --filter 'udp and port 9' >/dev/null
+  start_trace /dev/null "$A" "$B" --passive --filter 'udp and port 9'
   traced+=("$(iperf)")
   stop_trace
 done
@@ -98,17 +100,23 @@ flood_runs=$(( RUNS < 3 ? RUNS : 3 ))
 f_plain=() f_traced=() f_bpftrace=() lost=() events=()
 for _ in $(seq 1 "$flood_runs"); do
   f_plain+=("$(flood)")
-  start_trace "$work/flood.json" "$A" "$B" --passive --filter icmp --json >/dev/null
+  start_trace "$work/flood.json" "$A" "$B" --passive --filter icmp --json
   f_traced+=("$(flood)")
   stop_trace
   summary=$(tail -n 1 "$work/flood.json")
   lost+=("$(echo "$summary" | sed -n 's/.*"lost":\([0-9]*\).*/\1/p')")
   events+=("$(echo "$summary" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')")
   rm -f "$work/flood.json"
-  bpftrace -e 'tracepoint:net:net_dev_start_xmit, tracepoint:net:netif_receive_skb { printf("%s %d\n", str(args->name), args->len); }' \
+  # bpftrace 0.17 attaches tracepoints through tracefs, which this host does not mount: mount it in a
+  # private mount namespace of bpftrace's own (the host's mounts stay as they are).
+  unshare -m --propagation private sh -c 'mount -t tracefs nodev /sys/kernel/tracing && exec bpftrace -e \
+    "tracepoint:net:net_dev_start_xmit, tracepoint:net:netif_receive_skb { printf(\"%s %d\n\", str(args->name), args->len); }"' \
     > "$work/bpftrace.out" 2>&1 &
   BT=$!
-  until grep -q Attaching "$work/bpftrace.out" 2>/dev/null; do sleep 0.1; done
+  until grep -q Attaching "$work/bpftrace.out" 2>/dev/null; do
+    kill -0 "$BT" 2>/dev/null || { echo "bpftrace failed:" >&2; cat "$work/bpftrace.out" >&2; exit 1; }
+    sleep 0.1
+  done
   sleep 0.5
   f_bpftrace+=("$(flood)")
   kill -INT "$BT"; wait "$BT" 2>/dev/null || true

@@ -90,11 +90,31 @@ enum NATCheck {
         }
         var entries: [ConntrackEntry] = []
         try ConntrackAccess.table(nat) { entries = try $0.entries(matchingAny: matches) }
+        var classification = classification
+        if let elsewhere = forwardedElsewhere(entries, inside: Set(plan.insideAddresses), port: observation.insidePort) {
+            // A DNAT rule sends outside traffic to a fixed inside port: the unsolicited probes went there,
+            // not to natcheck's socket, so "kept out" would be a wrong answer.
+            classification.type = nil
+            classification.problem = "the NAT forwards what arrives from outside to \(elsewhere) (DNAT), not to the port natcheck sent from (\(observation.insidePort)); run again with --inside-port \(elsewhere.port ?? 0)"
+        }
         return Report(nat: nat.label,
                       plan: Plan(inside: inside.label, contacted: (plan.contacted.0.label, plan.contacted.1),
                                  second: (plan.second.0.label, plan.second.1), stranger: (plan.stranger.0.label, plan.stranger.1),
                                  temporary: plan.temporary),
                       observation: observation, classification: classification, conntrack: entries)
+    }
+}
+
+extension NATCheck {
+    /// The inside endpoint a DNAT in the probes' conntrack entries points at, when it is an inside
+    /// address on another port than `port`.
+    static func forwardedElsewhere(_ entries: [ConntrackEntry], inside: Set<IPAddress>, port: UInt16) -> ConntrackEndpoint? {
+        for entry in entries {
+            for rewrite in entry.rewrites where rewrite.kind == .dnat {
+                if inside.contains(rewrite.to.address), let to = rewrite.to.port, to != port { return rewrite.to }
+            }
+        }
+        return nil
     }
 }
 
