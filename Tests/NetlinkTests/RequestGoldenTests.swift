@@ -149,4 +149,12 @@ struct RequestGoldenTests {
             0a 00 02 00  02 00 00 00  00 99 00 00  # NDA_LLADDR
             """)
     }
+
+    @Test func nsidDump() {
+        // ip netns list-id
+        expectGolden(NSIDRequests.dump(), """
+            14 00 00 00  5a 00  01 03  01 00 00 00  00 00 00 00  # RTM_GETNSID, REQUEST|DUMP
+            00 00 00 00                                          # rtgenmsg: AF_UNSPEC, padded to 4
+            """)
+    }
 }
