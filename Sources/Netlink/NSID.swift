@@ -52,6 +52,15 @@ public enum NSIDRequests {
 
     public static func get(fd: Int32) -> NetlinkRequest { get(.fd(fd)) }
 
+    /// `ip netns list-id`: RTM_GETNSID with NLM_F_DUMP, one RTM_NEWNSID per id the socket's namespace has
+    /// assigned. The answers carry only the ids (NETNSA_NSID), not the namespaces they designate: those are
+    /// found by asking about candidate namespaces with `get(_:)`, as iproute2 does for its names.
+    public static func dump() -> NetlinkRequest {
+        var request = NetlinkRequest(type: RTM_GETNSID, flags: NLMsg.dump, name: "RTM_GETNSID")
+        request.append(raw: rtgenmsg)
+        return request
+    }
+
     /// The request that assigns `id` (or any free id for -1) to the namespace open as `fd`, as
     /// `ip netns set NAME auto` does.
     public static func set(fd: Int32, id: Int32 = -1) -> NetlinkRequest {
@@ -89,6 +98,11 @@ extension NetlinkSocket {
                 ids.first.map { .success($0) } ?? .failure(DecodeError("no RTM_NEWNSID answer", at: 0))
             }
         }
+    }
+
+    /// Every nsid this socket's namespace has assigned (`ip netns list-id`), in increasing order.
+    public func assignedNSIDs() throws -> [Int32] {
+        try dump(NSIDRequests.dump()) { message in try NSIDRequests.decode(message)?.value }.sorted()
     }
 
     public func nsid(of handle: NamespaceHandle) throws -> NSID {

@@ -111,9 +111,12 @@ public final class NetlinkSession: @unchecked Sendable {
         return try socket.dump(NeighbourRequests.fdbDump(master: master), decode: FDBEntry.decode)
     }
 
-    /// `ip rule show` (`-4`/`-6`).
+    /// `ip rule show` and `ip -6 rule show` (or one of them): the unicast policy rules, IPv4 then IPv6.
+    /// An AF_UNSPEC dump also answers with the multicast routing rules (RTNL_FAMILY_IPMR 128 and
+    /// RTNL_FAMILY_IP6MR 129, `ip mrule`), whose default entries read as a second "32767 default" and
+    /// "32767 main" among the unicast ones; those are left out, as `ip rule` never shows them.
     public func rules(family: IPAddress.Family? = nil) throws -> [Rule] {
-        try socket.dump(RuleRequests.dump(family: family), decode: Rule.decode)
+        try socket.dump(RuleRequests.dump(family: family), decode: Rule.decode).filter { $0.addressFamily != nil }
     }
 
     /// `ip route get ADDR [from SRC] [iif DEV] [oif DEV] [mark M]`: the route the kernel itself picks.

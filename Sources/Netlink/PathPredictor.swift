@@ -37,7 +37,8 @@ public enum PathEnd: Sendable, Equatable {
     case forwardingOff(namespace: Int, key: String)
     /// The out interface is down.
     case linkDown(namespace: Int, interface: String)
-    /// The next hop is not an address of the namespace behind the out interface: nobody would answer ARP.
+    /// The next hop (a gateway, or the destination of a connected route) is no address of any namespace on
+    /// the out interface's link: ARP/ND for it gets no answer, so nothing is sent.
     case nextHopNotFound(namespace: Int, nextHop: IPAddress, interface: String)
     /// The packet leaves the namespaces nsinspect can see (a physical link, a tunnel, an unresolved peer).
     case leaves(namespace: Int, interface: String, why: String)
@@ -150,12 +151,18 @@ public struct PathPredictor {
                     return finish(.linkDown(namespace: current, interface: link.name))
                 }
                 // Across the link into the next namespace.
-                switch cross(from: current, link: link, nextHop: nextHop, neighbour: ns.neighbours.first(where: { $0.index == outIndex && $0.destination == nextHop })) {
+                let neighbour = ns.neighbours.first(where: { $0.index == outIndex && $0.destination == nextHop })
+                switch cross(from: current, link: link, nextHop: nextHop, neighbour: neighbour) {
                 case .next(let ns2, let ingress, let bridges):
                     hop.bridges = bridges
                     hops.append(hop)
-                    // The next hop must be an address behind that link, or nobody answers ARP for it.
-                    if gateway != nil, let s2 = state(ns2), !owns(s2, nextHop) {
+                    // The frame is only sent once ARP/ND resolves the next hop (the gateway, or for a connected
+                    // route the destination itself), and only the namespace owning that address answers. A
+                    // namespace that merely sits on the link is not entered: it would neither answer nor, if it
+                    // got the frame, accept it. (A connected route to an address nobody has used to be followed
+                    // into the peer, which was then blamed for not forwarding.) A resolved neighbour entry
+                    // pointing at the peer's MAC (static, or answered by proxy ARP) does send it there.
+                    if let s2 = state(ns2), !owns(s2, nextHop), !resolves(neighbour, to: ingress, in: s2) {
                         return finish(.nextHopNotFound(namespace: current, nextHop: nextHop, interface: link.name))
                     }
                     current = ns2
@@ -231,6 +238,15 @@ public struct PathPredictor {
     /// Whether `address` is one of the namespace's own addresses.
     func owns(_ ns: NamespaceState, _ address: IPAddress) -> Bool {
         ns.addresses.contains { ($0.local ?? $0.address) == address }
+    }
+
+    /// Whether a neighbour entry has a link-layer address that frames can be sent to (not INCOMPLETE or
+    /// FAILED) and it is the MAC of interface `ingress` of the namespace behind the link.
+    func resolves(_ neighbour: Neighbour?, to ingress: String, in ns: NamespaceState) -> Bool {
+        guard let neighbour, let mac = neighbour.linkAddress,
+            neighbour.state & (NeighbourState.incomplete | NeighbourState.failed) == 0
+        else { return false }
+        return ns.link(named: ingress)?.address == mac
     }
 
     func preferredSource(_ ns: NamespaceState, link: Link, family: IPAddress.Family) -> IPAddress? {

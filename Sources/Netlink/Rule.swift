@@ -40,11 +40,32 @@ public struct Rule: Sendable, Equatable {
     }
 
     public var tableName: String { RTNames.table(table) }
+    /// AF_INET or AF_INET6 (nil for the multicast routing families).
+    public var addressFamily: IPAddress.Family? { IPAddress.Family(rawValue: family) }
+
     public var isInverted: Bool { flags & 2 != 0 }
     public var protocolName: String? { ruleProtocol.map(RTNames.routeProtocol) }
 
     /// The action as `ip rule` names it.
     public var actionName: String { named(action, [1: "to_tbl", 2: "goto", 3: "nop"], otherwise: RTNames.routeType(action)) }
+
+    /// Whether `rules` are exactly what the kernel puts in a new namespace: `0 local`, `32766 main`,
+    /// `32767 default` for IPv4 and `0 local`, `32766 main` for IPv6 (absent when IPv6 is off), each a
+    /// plain lookup with no selector. Views leave such a list out: it says nothing about the namespace.
+    public static func areKernelDefaults(_ rules: [Rule]) -> Bool {
+        func plain(_ r: Rule) -> Bool {
+            r.action == 1 && r.source == nil && r.destination == nil && r.inputInterface == nil && r.outputInterface == nil
+                && r.fwmark == nil && r.flags == 0 && r.tos == 0 && !r.l3mdev && r.suppressPrefixLength.map { $0 < 0 } != false
+        }
+        guard rules.allSatisfy(plain) else { return false }
+        func entries(_ family: UInt8) -> [String] {
+            rules.filter { $0.family == family }.map { "\($0.priority)/\($0.table)" }.sorted()
+        }
+        let v6 = entries(10)
+        return rules.allSatisfy { $0.family == 2 || $0.family == 10 }
+            && entries(2) == ["0/255", "32766/254", "32767/253"]
+            && (v6.isEmpty || v6 == ["0/255", "32766/254"])
+    }
 
     /// Decodes RTM_NEWRULE; nil for a message of another type.
     public static func decode(_ message: NetlinkMessage) throws(DecodeError) -> Rule? {

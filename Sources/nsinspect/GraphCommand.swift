@@ -12,8 +12,8 @@ struct GraphCommand: NSCommand {
         discussion: """
             Read from the kernel, not from any declaration: one link dump per namespace, veth pairs matched \
             by (ifindex, peer ifindex) and settled by nsid only where that is ambiguous. Given namespaces, \
-            the graph shows them and what they are wired to. --format dot renders with `dot -Tsvg`, \
-            mermaid is a `graph` block, json is for programs.
+            every format shows them, the namespaces wired to them, and the links among those. --format dot \
+            renders with `dot -Tsvg`, mermaid is a `graph` block, json is for programs.
             """
     )
 
@@ -56,6 +56,13 @@ struct GraphCommand: NSCommand {
 
 /// The wiring as a graph of namespaces and bridges, restricted to a focus set and its neighbours, and its
 /// four renderings.
+///
+/// One rule decides what every format draws, so text, dot, mermaid and json show the same graph: the
+/// nodes are the focus namespaces and their direct neighbours (one veth or stacked link away), and a
+/// link is drawn when the namespaces at both of its ends are nodes (a bridge and an unresolved end: when
+/// its namespace is). Before, text and json kept a veth with one end outside the nodes while dot and
+/// mermaid dropped it, so `graph host1` disagreed with itself. Without a focus every namespace with a
+/// link is a node and everything is drawn.
 struct TopologyGraph {
     let wiring: Wiring
     let labels: [String]
@@ -63,6 +70,11 @@ struct TopologyGraph {
     let inodes: [UInt64]
     /// Namespaces to draw: the focus and everything one link away, or every namespace with a link.
     let shown: Set<Int>
+    /// What is drawn, in every format: the parts of `wiring` inside `shown`.
+    let vethPairs: [Wiring.VethPair]
+    let bridges: [Wiring.Bridge]
+    let stacked: [Wiring.Stacked]
+    let unresolved: [Wiring.Unresolved]
 
     init(wiring: Wiring, labels: [String], links: [[Link]], focus: Set<Int>?, inodes: [UInt64]) {
         self.wiring = wiring
@@ -81,15 +93,28 @@ struct TopologyGraph {
         } else {
             for (a, b) in relations { shown.insert(a); shown.insert(b) }
             for bridge in wiring.bridges { shown.insert(bridge.bridge.namespace) }
+            for s in wiring.stacked { shown.insert(s.child.namespace) }
+            for u in wiring.unresolved { shown.insert(u.end.namespace) }
         }
         self.shown = shown
+        vethPairs = wiring.vethPairs.filter { shown.contains($0.a.namespace) && shown.contains($0.b.namespace) }
+        bridges = wiring.bridges.filter { shown.contains($0.bridge.namespace) }
+        stacked = wiring.stacked.filter { s in shown.contains(s.child.namespace) && s.parent.map { shown.contains($0.namespace) } != false }
+        unresolved = wiring.unresolved.filter { shown.contains($0.end.namespace) }
     }
 
-    private func visible(_ end: LinkEnd) -> Bool { shown.contains(end.namespace) }
+    /// The other end of a veth when that veth is drawn.
+    private func drawnPeer(of end: LinkEnd) -> LinkEnd? {
+        for pair in vethPairs {
+            if pair.a == end { return pair.b }
+            if pair.b == end { return pair.a }
+        }
+        return nil
+    }
 
     /// The bridge an interface is a port of, if any.
     private func bridge(of end: LinkEnd) -> LinkEnd? {
-        wiring.bridges.first { $0.ports.contains(end) }?.bridge
+        bridges.first { $0.ports.contains(end) }?.bridge
     }
 
     struct Edge {
@@ -105,18 +130,18 @@ struct TopologyGraph {
     /// Edges between drawn nodes: a veth end that is a bridge port attaches to the bridge node.
     var edges: [Edge] {
         var out: [Edge] = []
-        for pair in wiring.vethPairs where visible(pair.a) && visible(pair.b) {
+        for pair in vethPairs {
             let ba = bridge(of: pair.a), bb = bridge(of: pair.b)
             let from = ba.map(bridgeID) ?? nodeID(pair.a.namespace)
             let to = bb.map(bridgeID) ?? nodeID(pair.b.namespace)
             out.append(Edge(from: from, to: to, label: "\(pair.a.name) — \(pair.b.name)", kind: "veth"))
         }
-        for s in wiring.stacked where visible(s.child) {
-            guard let parent = s.parent, visible(parent) else { continue }
+        for s in stacked {
+            guard let parent = s.parent else { continue }
             out.append(Edge(from: nodeID(s.child.namespace), to: bridge(of: parent).map(bridgeID) ?? nodeID(parent.namespace),
                             label: "\(s.kind) \(s.child.name) on \(parent.name)", kind: s.kind))
         }
-        for b in wiring.bridges where visible(b.bridge) {
+        for b in bridges {
             out.append(Edge(from: bridgeID(b.bridge), to: nodeID(b.bridge.namespace), label: b.bridge.name, kind: "bridge"))
         }
         return out
@@ -126,22 +151,22 @@ struct TopologyGraph {
 
     func text() -> String {
         var out = ""
-        for pair in wiring.vethPairs where visible(pair.a) || visible(pair.b) {
+        for pair in vethPairs {
             out += "veth    \(labels[pair.a.namespace]) \(pair.a.name)  ──  \(pair.b.name) \(labels[pair.b.namespace])\n"
         }
-        for b in wiring.bridges where visible(b.bridge) {
+        for b in bridges {
             let ports = b.ports.map { port -> String in
-                if let peer = wiring.peer(of: port), peer.namespace != port.namespace {
+                if let peer = drawnPeer(of: port), peer.namespace != port.namespace {
                     return "\(port.name) (── \(peer.name) \(labels[peer.namespace]))"
                 }
                 return port.name
             }
             out += "bridge  \(b.bridge.name) in \(labels[b.bridge.namespace]): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))\n"
         }
-        for s in wiring.stacked where visible(s.child) {
+        for s in stacked {
             out += "\(s.kind.padding(toLength: 8))\(end(s.child)) on \(s.parent.map(end) ?? "an unseen parent")\n"
         }
-        for u in wiring.unresolved where visible(u.end) {
+        for u in unresolved {
             out += "?       \(end(u.end)) (\(u.kind)): \(u.reason)\n"
         }
         return out.isEmpty ? "no links between namespaces\n" : out
@@ -154,14 +179,14 @@ struct TopologyGraph {
     func dot() -> String {
         var out = "graph nsinspect {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n"
         for ns in shown.sorted() { out += "  \(nodeID(ns)) [label=\(Self.quoted(labels[ns]))];\n" }
-        for b in wiring.bridges where visible(b.bridge) {
+        for b in bridges {
             out += "  \(bridgeID(b.bridge)) [label=\(Self.quoted("\(b.bridge.name)\nbridge in \(labels[b.bridge.namespace])")), shape=ellipse, style=solid];\n"
         }
         for e in edges {
             let style = e.kind == "bridge" ? ", style=dotted" : e.kind == "veth" ? "" : ", style=dashed"
             out += "  \(e.from) -- \(e.to) [label=\(Self.quoted(e.label))\(style)];\n"
         }
-        for (i, u) in wiring.unresolved.enumerated() where visible(u.end) {
+        for (i, u) in unresolved.enumerated() {
             out += "  unresolved\(i) [label=\(Self.quoted("?")), shape=plaintext];\n"
             out += "  \(nodeID(u.end.namespace)) -- unresolved\(i) [label=\(Self.quoted("\(u.end.name): \(u.reason)")), style=dashed];\n"
         }
@@ -175,12 +200,16 @@ struct TopologyGraph {
     func mermaid() -> String {
         var out = "graph LR\n"
         for ns in shown.sorted() { out += "  \(nodeID(ns))[\(Self.mermaidText(labels[ns]))]\n" }
-        for b in wiring.bridges where visible(b.bridge) {
+        for b in bridges {
             out += "  \(bridgeID(b.bridge))([\(Self.mermaidText("\(b.bridge.name) (bridge in \(labels[b.bridge.namespace]))"))])\n"
         }
         for e in edges {
             let arrow = e.kind == "veth" ? "---" : "-.-"
             out += "  \(e.from) \(arrow)|\(Self.mermaidText(e.label))| \(e.to)\n"
+        }
+        for (i, u) in unresolved.enumerated() {
+            out += "  unresolved\(i)[\"?\"]\n"
+            out += "  \(nodeID(u.end.namespace)) -.-|\(Self.mermaidText("\(u.end.name): \(u.reason)"))| unresolved\(i)\n"
         }
         return out
     }
@@ -203,12 +232,12 @@ struct TopologyGraph {
             o.add("interfaces", strings: links[ns].map(\.name))
             return o.json
         }))
-        root.add("veths", .array(wiring.vethPairs.filter { visible($0.a) || visible($0.b) }.map { pair in
+        root.add("veths", .array(vethPairs.map { pair in
             var o = JSONObjectBuilder()
             o.add("a", endJSON(pair.a)); o.add("b", endJSON(pair.b))
             return o.json
         }))
-        root.add("bridges", .array(wiring.bridges.filter { visible($0.bridge) }.map { b in
+        root.add("bridges", .array(bridges.map { b in
             var o = JSONObjectBuilder()
             o.add("netns", labels[b.bridge.namespace])
             o.add("ifname", b.bridge.name)
@@ -217,17 +246,17 @@ struct TopologyGraph {
                 var p = JSONObjectBuilder()
                 p.add("ifname", port.name)
                 p.add("ifindex", port.index)
-                if let peer = wiring.peer(of: port) { p.add("peer", endJSON(peer)) }
+                if let peer = drawnPeer(of: port) { p.add("peer", endJSON(peer)) }
                 return p.json
             }))
             return o.json
         }))
-        root.add("stacked", .array(wiring.stacked.filter { visible($0.child) }.map { s in
+        root.add("stacked", .array(stacked.map { s in
             var o = JSONObjectBuilder()
             o.add("kind", s.kind); o.add("child", endJSON(s.child)); o.add("parent", s.parent.map(endJSON) ?? .null)
             return o.json
         }))
-        root.add("unresolved", .array(wiring.unresolved.filter { visible($0.end) }.map { u in
+        root.add("unresolved", .array(unresolved.map { u in
             var o = JSONObjectBuilder()
             o.add("end", endJSON(u.end)); o.add("kind", u.kind); o.add("reason", u.reason)
             return o.json

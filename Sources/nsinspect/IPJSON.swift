@@ -180,13 +180,32 @@ enum IPJSON {
         return o.json
     }
 
-    /// `ip -j rule show`.
+    /// An address family as `ip -j` names it in addr_info ("inet", "inet6").
+    static func familyName(_ family: UInt8) -> String {
+        switch family {
+        case 2: "inet"
+        case 10: "inet6"
+        default: "family \(family)"
+        }
+    }
+
+    /// One rule as `ip -j rule` prints it, plus "family" (ip lists one family at a time; `show` both).
     static func rule(_ r: Rule) -> JSON {
         var o = JSONObjectBuilder()
+        o.add("family", familyName(r.family))
         o.add("priority", r.priority)
         if r.isInverted { o.add("not", .null) }
-        o.add("src", r.source.map { $0.length == 0 ? "all" : prefixText($0) } ?? "all")
-        if let dst = r.destination { o.add("dst", prefixText(dst)) }
+        // As iprule.c prints them: the address, and its length apart ("srclen", "dstlen") unless it is a host.
+        if let src = r.source {
+            o.add("src", src.address.description)
+            if Int(src.length) != src.address.bytes.count * 8 { o.add("srclen", src.length) }
+        } else {
+            o.add("src", "all")
+        }
+        if let dst = r.destination {
+            o.add("dst", dst.address.description)
+            if Int(dst.length) != dst.address.bytes.count * 8 { o.add("dstlen", dst.length) }
+        }
         o.add("iif", r.inputInterface)
         o.add("oif", r.outputInterface)
         if let mark = r.fwmark { o.add("fwmark", "0x" + String(mark, radix: 16)) }
@@ -195,11 +214,8 @@ enum IPJSON {
         } else {
             o.add("action", r.actionName)
         }
-        o.add("protocol", r.protocolName)
+        // ip prints the protocol unless it is "kernel" (the default rules'), as iprule.c does without -d.
+        if let proto = r.ruleProtocol, proto != 0, proto != 2 { o.add("protocol", r.protocolName) }
         return o.json
-    }
-
-    private static func prefixText(_ p: IPPrefix) -> String {
-        Int(p.length) == p.address.bytes.count * 8 ? p.address.description : p.description
     }
 }

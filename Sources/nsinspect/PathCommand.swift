@@ -107,7 +107,9 @@ struct PathRendering {
         case .rejected(let n, let kind, let route): "\(kind) in \(labels[n]): \(route)"
         case .forwardingOff(let n, let key): "forwarding is off in \(labels[n]) (\(key) = 0): dropped there"
         case .linkDown(let n, let i): "\(i) in \(labels[n]) is down"
-        case .nextHopNotFound(let n, let hop, let i): "next hop \(hop) is no address behind \(i) of \(labels[n]): nobody answers ARP for it"
+        case .nextHopNotFound(let n, let hop, let i):
+            "no namespace on the link of \(i) in \(labels[n]) has \(hop == prediction.destination ? "" : "the gateway ")\(hop): "
+                + "\(hop.family == .v4 ? "ARP" : "neighbour discovery") for it gets no answer (neighbour INCOMPLETE, then FAILED)"
         case .leaves(let n, let i, let why): "leaves \(labels[n]) via \(i): \(why)"
         case .loop(let n): "routing loop: \(labels[n]) is entered twice the same way"
         }

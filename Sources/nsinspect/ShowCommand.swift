@@ -35,8 +35,21 @@ struct ShowCommand: NSCommand {
         let label = entry?.reference ?? reference
         let session = try NetlinkSession(in: handle, label: label)
         let state = try session.snapshot()
-        let view = NamespaceView(label: label, namespace: entry, state: state, cookie: handle.cookie,
-                                 peers: PeerNames.resolve(state: state, socket: session.socket, census: census))
+        // The namespace's nsid table (RTM_GETNSID dump, as `ip netns list-id`) says which other namespaces
+        // it refers to: veth peers, stacked links' parents, and the `nsids` section, which was never filled
+        // before and so always printed empty. Only when there are ids are the census namespaces opened and
+        // asked about, in one batched exchange, and each id named after the namespace that answers it.
+        let assigned = try session.socket.assignedNSIDs()
+        var peers: [Int32: IPJSON.Peer] = [:]
+        var nsids: [NSIDEntry] = []
+        if !assigned.isEmpty {
+            var names = PeerNames(OpenNamespaces(census))
+            let map = names.open.nsidMap(from: session.socket)
+            peers = names.peers(of: state.links, nsids: map)
+            nsids = assigned.map { NSIDEntry(nsid: $0, namespace: map[$0].map { names.open.namespaces[$0] }) }
+        }
+        let view = NamespaceView(label: label, namespace: entry, state: state, cookie: handle.cookie, peers: peers,
+                                 nsids: nsids)
         if common.json {
             Output.json(section.map { view.json(section: $0) } ?? view.json())
         } else {
@@ -45,21 +58,34 @@ struct ShowCommand: NSCommand {
     }
 }
 
+/// One entry of a namespace's nsid table (`ip netns list-id`): the id, and the census namespace it
+/// designates (nil when the census did not find that namespace, e.g. one held only by the kernel).
+struct NSIDEntry {
+    var nsid: Int32
+    var namespace: NetNamespace?
+}
+
 /// Names of the far ends of a namespace's veths (and parents of stacked links) in other namespaces:
-/// the namespace's own nsid table is asked which census namespace each nsid is, and those namespaces
-/// are asked for the name of the peer's ifindex.
-enum PeerNames {
-    static func resolve(state: NamespaceState, socket: NetlinkSocket, census: Census) -> [Int32: IPJSON.Peer] {
-        let crossing = state.links.filter { $0.linkNetnsID != nil && ($0.link ?? 0) > 0 }
-        guard !crossing.isEmpty else { return [:] }
-        let open = OpenNamespaces(census)
-        let map = open.nsidMap(from: socket)
-        var remoteLinks: [Int: [Link]] = [:]
+/// the namespace's nsid table, mapped onto `open`'s namespaces by the caller (`OpenNamespaces.nsidMap`),
+/// says which namespace each nsid is, and that namespace is asked for the name of the peer's ifindex
+/// (one link dump per namespace, kept for the next link that points there).
+struct PeerNames {
+    let open: OpenNamespaces
+    private var remoteLinks: [Int: [Link]] = [:]
+
+    init(_ open: OpenNamespaces) { self.open = open }
+
+    /// Whether a link points at an interface in another namespace (IFLA_LINK with IFLA_LINK_NETNSID).
+    static func crosses(_ link: Link) -> Bool { link.linkNetnsID != nil && (link.link ?? 0) > 0 }
+
+    /// The peers of those of `links` that cross into a namespace of `open`, by local ifindex.
+    /// - Parameter nsids: nsid (as the links' namespace numbers it) → index into `open.namespaces`.
+    mutating func peers(of links: [Link], nsids: [Int32: Int]) -> [Int32: IPJSON.Peer] {
         var peers: [Int32: IPJSON.Peer] = [:]
-        for link in crossing {
-            guard let nsid = link.linkNetnsID, let target = map[nsid], let peerIndex = link.link else { continue }
+        for link in links where Self.crosses(link) {
+            guard let nsid = link.linkNetnsID, let target = nsids[nsid], let peerIndex = link.link else { continue }
             if remoteLinks[target] == nil {
-                remoteLinks[target] = (try? NetlinkSession(in: open.handles[target]).links()) ?? []
+                remoteLinks[target] = (try? NetlinkSession(in: open.handles[target]).links(statistics: false)) ?? []
             }
             let name = remoteLinks[target]?.first { $0.index == peerIndex }?.name ?? "if\(peerIndex)"
             peers[link.index] = IPJSON.Peer(ifname: name, ifindex: peerIndex, namespace: open.namespaces[target].reference,
@@ -78,8 +104,8 @@ struct NamespaceView {
     var cookie: UInt64?
     /// Veth peers and parents in other namespaces, by local ifindex.
     var peers: [Int32: IPJSON.Peer]
-    /// nsid → namespace label, for the `nsids` section.
-    var nsids: [(Int32, String)] = []
+    /// The namespace's nsid table, for the `nsids` section (`show` fills it; `dump` has no such section).
+    var nsids: [NSIDEntry] = []
     /// The sections to print (all by default; `dump --sections` chooses).
     var sections: [ShowSection] = ShowSection.allCases
 
@@ -145,19 +171,21 @@ struct NamespaceView {
             }
             return t.render()
         case .rules:
-            var t = Table("PRIORITY", "SELECTOR", "ACTION")
+            // IPv4 and IPv6 rules share priorities (both have 0 local, 32766 main): the family tells them apart.
+            var t = Table("FAMILY", "PRIORITY", "SELECTOR", "ACTION")
             for r in state.rules {
                 var selector = [r.source.map { "from \($0)" } ?? "from all"]
                 if let d = r.destination { selector.append("to \(d)") }
                 if let i = r.inputInterface { selector.append("iif \(i)") }
                 if let o = r.outputInterface { selector.append("oif \(o)") }
                 if let m = r.fwmark { selector.append("fwmark 0x\(String(m, radix: 16))") }
-                t.add(String(r.priority), selector.joined(separator: " "), r.action == 1 ? "lookup \(r.tableName)" : r.actionName)
+                t.add(IPJSON.familyName(r.family), String(r.priority), selector.joined(separator: " "),
+                      r.action == 1 ? "lookup \(r.tableName)" : r.actionName)
             }
             return t.render()
         case .nsids:
             var t = Table("NSID", "NAMESPACE")
-            for (id, name) in nsids { t.add(String(id), name) }
+            for entry in nsids { t.add(String(entry.nsid), entry.namespace?.reference ?? "? (not found by the census)") }
             return t.render()
         }
     }
@@ -179,7 +207,8 @@ struct NamespaceView {
         for (section, title) in titles where sections.contains(section) {
             // Sections that only repeat the kernel's defaults are left out of the text view.
             if section == .fdb && !state.fdb.contains(where: { $0.flags & NeighbourFlag.master != 0 || $0.stateName != "permanent" }) { continue }
-            if section == .rules && state.rules.count <= 3 { continue }
+            // (Rules: not a count, which the multicast families' rules and IPv6's used to defeat.)
+            if section == .rules && Rule.areKernelDefaults(state.rules) { continue }
             if section == .nsids && nsids.isEmpty { continue }
             out += "\n" + Output.styled(title, .cyan) + "\n" + table(section: section)
         }
@@ -194,9 +223,12 @@ struct NamespaceView {
         case .neigh: .array(state.neighbours.map { IPJSON.neighbour($0, in: state) })
         case .fdb: .array(state.fdb.map { IPJSON.fdb($0, in: state) })
         case .rules: .array(state.rules.map(IPJSON.rule))
-        case .nsids: .array(nsids.map { id, name in
+        case .nsids: .array(nsids.map { entry in
+            // As `ip -j netns list-id`: "name" only where the namespace is known, plus its inode.
             var o = JSONObjectBuilder()
-            o.add("nsid", id); o.add("name", name)
+            o.add("nsid", entry.nsid)
+            o.add("name", entry.namespace?.reference)
+            o.add("ns", entry.namespace?.id.inode)
             return o.json
         })
         }

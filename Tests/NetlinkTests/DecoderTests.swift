@@ -274,6 +274,23 @@ struct DecoderTests {
         #expect(rules.filter { $0.family == 2 }.map(\.tableName) == ["local", "100", "0", "main", "default"])
     }
 
+    @Test func kernelDefaultRulesAreTold() throws {
+        func rule(_ family: UInt8, _ priority: UInt32, _ table: UInt32) -> Rule { Rule(family: family, priority: priority, table: table, action: 1) }
+        let v4 = [rule(2, 0, 255), rule(2, 32766, 254), rule(2, 32767, 253)]
+        let v6 = [rule(10, 0, 255), rule(10, 32766, 254)]
+        #expect(Rule.areKernelDefaults(v4 + v6))
+        #expect(Rule.areKernelDefaults(v4))  // IPv6 off
+        #expect(!Rule.areKernelDefaults(v4 + v6 + [rule(2, 100, 100)]))
+        #expect(!Rule.areKernelDefaults(Array(v4.dropLast()) + v6))
+        var marked = rule(2, 32766, 254)
+        marked.fwmark = 1
+        #expect(!Rule.areKernelDefaults([v4[0], marked, v4[2]] + v6))
+        // The multicast routing families' defaults (ipmr 128, ip6mr 129) are not unicast defaults.
+        #expect(!Rule.areKernelDefaults(v4 + v6 + [rule(128, 32767, 254)]))
+        // The router fixture's rules are not the defaults.
+        #expect(!Rule.areKernelDefaults(try decode("rule-dump-router", Rule.decode)))
+    }
+
     @Test func kernelErrorWithExtendedAck() throws {
         let messages = try Fixture.load("error-route-add").messages()
         let error = try #require(try NetlinkError.decode(messages[0], request: "RTM_NEWROUTE"))

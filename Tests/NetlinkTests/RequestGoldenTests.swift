@@ -221,6 +221,12 @@ struct RequestGoldenTests {
                 05 00 01 00  11 00 00 00
                 06 00 02 00  13 88 00 00   #     CTA_PROTO_SRC_PORT 5000
                 06 00 03 00  13 89 00 00   #     CTA_PROTO_DST_PORT 5001
+
+    @Test func nsidDump() {
+        // ip netns list-id
+        expectGolden(NSIDRequests.dump(), """
+            14 00 00 00  5a 00  01 03  01 00 00 00  00 00 00 00  # RTM_GETNSID, REQUEST|DUMP
+            00 00 00 00                                          # rtgenmsg: AF_UNSPEC, padded to 4
             """)
     }
 }
