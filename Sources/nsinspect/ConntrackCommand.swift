@@ -99,23 +99,6 @@ func padded(_ label: String, _ width: Int) -> String {
     label + String(repeating: " ", count: max(0, width - label.utf8.count) + 2)
 }
 
-/// Output written in large pieces: a table of a hundred thousand entries is one write per 64 KiB.
-struct OutputBuffer {
-    var bytes: [UInt8] = []
-
-    init() { bytes.reserveCapacity(80 << 10) }
-
-    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
-
-    mutating func flushIfFull() { if bytes.count >= 64 << 10 { flush() } }
-
-    mutating func flush() {
-        guard !bytes.isEmpty else { return }
-        Output.write(bytes)
-        bytes.removeAll(keepingCapacity: true)
-    }
-}
-
 /// Opening conntrack sockets, with the errors of a kernel without ctnetlink said in words.
 enum ConntrackAccess {
     static func table(_ ns: NamedNamespace, _ body: (ConntrackTable) throws -> Void) throws {

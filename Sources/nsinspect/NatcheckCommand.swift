@@ -83,14 +83,13 @@ enum NATCheck {
         let experiment = NATExperiment(inside: inside.handle, insidePort: insidePort, insideAddresses: plan.insideAddresses,
                                        contacted: point(plan.contacted), second: point(plan.second), stranger: point(plan.stranger))
         let observation = try experiment.run()
-        let classification = NATClassification.classify(observation)
+        var classification = NATClassification.classify(observation)
         let matches = observation.probes.map { probe in
             ConntrackMatch(protocolNumber: 17, source: probe.role.isOutbound ? nil : probe.from.address, sourcePort: probe.from.port,
                            destination: probe.to.address, destinationPort: probe.to.port)
         }
         var entries: [ConntrackEntry] = []
         try ConntrackAccess.table(nat) { entries = try $0.entries(matchingAny: matches) }
-        var classification = classification
         if let elsewhere = forwardedElsewhere(entries, inside: Set(plan.insideAddresses), port: observation.insidePort) {
             // A DNAT rule sends outside traffic to a fixed inside port: the unsolicited probes went there,
             // not to natcheck's socket, so "kept out" would be a wrong answer.

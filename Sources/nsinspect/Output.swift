@@ -158,3 +158,21 @@ struct Table {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// Output written in large pieces: a conntrack table of a hundred thousand entries, or a passive trace
+/// of a ping flood, is one write(2) per 64 KiB instead of one per line.
+struct OutputBuffer {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(80 << 10) }
+
+    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    mutating func flushIfFull() { if bytes.count >= 64 << 10 { flush() } }
+
+    mutating func flush() {
+        guard !bytes.isEmpty else { return }
+        Output.write(bytes)
+        bytes.removeAll(keepingCapacity: true)
+    }
+}

@@ -292,48 +292,125 @@ struct PassiveTrace {
         let deadline = command.duration.map { start + UInt64($0 * 1e9) }
         let output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
         var events: [PacketEvent] = []
-        // Events per (namespace, interface, hook), for the summary table.
-        var counts: [[String]: Int] = [:]
-        var drops: [String: Int] = [:]
+        // Events per (namespace, interface, hook) and drops per (namespace, reason), for the summary;
+        // keyed by numbers and the interface name, labels made once at the end.
+        struct Place: Hashable { var netns: UInt32; var ifname: String; var hook: Hook }
+        struct Drop: Hashable { var netns: UInt32; var reason: UInt32 }
+        var counts: [Place: Int] = [:]
+        var drops: [Drop: Int] = [:]
         var lastReport = start
         var reportedLost: UInt64 = 0
-        while traceInterrupted == 0 && !(deadline.map { monotonicNanoseconds() >= $0 } ?? false) {
-            _ = try session.poll(timeoutMilliseconds: 100) { event in
-                counts[[output.label(event.netns), event.ifname, "\(event.hook)"], default: 0] += 1
-                if event.hook == .drop { drops["\(output.label(event.netns)): \(session.dropReasons.name(event.dropReason))", default: 0] += 1 }
-                if command.common.json {
-                    Output.json(output.eventJSON(event, offset: Int64(bitPattern: event.timestamp &- start), direction: nil), pretty: false)
-                } else {
-                    Output.line(output.eventLine(event, offset: Int64(bitPattern: event.timestamp &- start), direction: nil))
-                }
-                if command.pcap != nil { events.append(event) }
+        // Events are written in 64 KiB pieces and after every poll, not one write(2) each: a ping flood
+        // makes several hundred thousand events a second.
+        var out = OutputBuffer()
+        var spool = RecordSpool()
+        func show(_ event: PacketEvent) {
+            counts[Place(netns: event.netns, ifname: event.ifname, hook: event.hook), default: 0] += 1
+            if event.hook == .drop { drops[Drop(netns: event.netns, reason: event.dropReason), default: 0] += 1 }
+            let offset = Int64(bitPattern: event.timestamp &- start)
+            if command.common.json {
+                output.eventJSON(event, offset: offset, direction: nil).write(into: &out.bytes, pretty: false)
+            } else {
+                out.append(output.eventLine(event, offset: offset, direction: nil))
             }
+            out.bytes.append(UInt8(ascii: "\n"))
+            out.flushIfFull()
+            if command.pcap != nil { events.append(event) }
+        }
+        while true {
+            let stopping = traceInterrupted != 0 || (deadline.map { monotonicNanoseconds() >= $0 } ?? false)
+            if stopping && spool.isEmpty { break }
+            // Empty the ring buffer into the spool (a copy per record, nothing else), waiting only when
+            // there is nothing left to print; then print a slice of the spool and empty the ring again.
+            // Formatting is the slow part: done this way, a flood the printing cannot keep up with waits
+            // in memory instead of overflowing the kernel's ring buffer.
+            if !stopping {
+                try session.pollRecords(timeoutMilliseconds: spool.isEmpty ? 100 : 0) { spool.append($0) }
+            }
+            spool.take(512) { record in
+                if let event = try? PacketEvent(decoding: record) { show(event) }
+            }
+            if spool.isEmpty { out.flush() }
             if command.common.verbose, monotonicNanoseconds() - lastReport > 1_000_000_000 {
                 lastReport = monotonicNanoseconds()
                 let lost = try session.statistics().totalLost
                 if lost > reportedLost { Output.warn("trace: \(lost - reportedLost) events lost (ring buffer full)"); reportedLost = lost }
+                if spool.count > 0 { Output.warn("trace: \(spool.count) events waiting to be printed") }
             }
         }
+        out.flush()
         _ = try session.drain { event in
-            counts[[output.label(event.netns), event.ifname, "\(event.hook)"], default: 0] += 1
+            counts[Place(netns: event.netns, ifname: event.ifname, hook: event.hook), default: 0] += 1
             if command.pcap != nil { events.append(event) }
         }
         let statistics = try session.statistics()
         session.close()
         if let path = command.pcap { try TraceOutput.pcap(events, path: path, labels: labels) }
+        let dropCounts = drops.map { ("\(output.label($0.key.netns)): \(session.dropReasons.name($0.key.reason))", $0.value) }
+            .sorted { $0.0 < $1.0 }
         if command.common.json {
             var o = JSONObjectBuilder()
             o.add("summary", true)
             o.add("events", statistics.events); o.add("lost", statistics.totalLost)
-            o.add("drops", .object(drops.sorted { $0.key < $1.key }.map { JSON.Member($0.key, .int(Int64($0.value))) }))
+            o.add("drops", .object(dropCounts.map { JSON.Member($0.0, .int(Int64($0.1))) }))
             Output.json(o.json, pretty: false)
         } else {
             var table = Table("NAMESPACE", "INTERFACE", "HOOK", "EVENTS")
-            for (key, n) in counts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) { table.add(key[0], key[1], key[2], String(n)) }
+            let rows = counts.map { ([output.label($0.key.netns), $0.key.ifname, "\($0.key.hook)"], $0.value) }
+            for (key, n) in rows.sorted(by: { $0.0.lexicographicallyPrecedes($1.0) }) { table.add(key[0], key[1], key[2], String(n)) }
             Output.line("")
             Output.write(table.render())
-            for (key, n) in drops.sorted(by: { $0.key < $1.key }) { Output.line("dropped in \(key) × \(n)") }
+            for (key, n) in dropCounts { Output.line("dropped in \(key) × \(n)") }
             Output.line("\(statistics.events) events, \(statistics.totalLost) lost")
+        }
+    }
+}
+
+/// Ring buffer records copied out as they come, printed in order later. Records are copied into
+/// chunks of 4 MiB, a chunk is freed as soon as its last record is printed, and nothing already copied
+/// is ever moved: a spool that holds a whole flood costs no pause to grow or to shrink.
+struct RecordSpool {
+    private struct Record { var chunk: Int; var start: Int; var length: Int }
+    private static let chunkSize = 4 << 20
+    private var chunks: [[UInt8]] = []
+    /// Chunks before this one are freed (their slot kept empty, the indexes stay valid).
+    private var firstChunk = 0
+    private var records: [Record] = []
+    private var next = 0
+
+    var isEmpty: Bool { next == records.count }
+    var count: Int { records.count - next }
+
+    mutating func append(_ record: UnsafeRawBufferPointer) {
+        if chunks.count == firstChunk || chunks[chunks.count - 1].count + record.count > Self.chunkSize {
+            var chunk: [UInt8] = []
+            chunk.reserveCapacity(max(Self.chunkSize, record.count))
+            chunks.append(chunk)
+        }
+        let last = chunks.count - 1
+        records.append(Record(chunk: last, start: chunks[last].count, length: record.count))
+        chunks[last].append(contentsOf: record)
+    }
+
+    /// Hands up to `limit` records to `body`, oldest first.
+    mutating func take(_ limit: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+        let end = min(records.count, next + limit)
+        for i in next..<end {
+            let r = records[i]
+            chunks[r.chunk].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[r.start..<(r.start + r.length)])) }
+        }
+        next = end
+        // Free the chunks every remaining record is past.
+        let oldest = next < records.count ? records[next].chunk : chunks.count
+        while firstChunk < oldest {
+            chunks[firstChunk] = []
+            firstChunk += 1
+        }
+        if next == records.count {
+            chunks.removeAll(keepingCapacity: true)
+            records.removeAll(keepingCapacity: true)
+            firstChunk = 0
+            next = 0
         }
     }
 }

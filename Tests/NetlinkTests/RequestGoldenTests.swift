@@ -221,6 +221,8 @@ struct RequestGoldenTests {
                 05 00 01 00  11 00 00 00
                 06 00 02 00  13 88 00 00   #     CTA_PROTO_SRC_PORT 5000
                 06 00 03 00  13 89 00 00   #     CTA_PROTO_DST_PORT 5001
+            """)
+    }
 
     @Test func nsidDump() {
         // ip netns list-id
