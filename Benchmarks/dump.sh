@@ -11,8 +11,8 @@ BIN=.build/release/nsinspect
 trap bench_teardown EXIT
 echo "# building $N namespaces with veths to $BENCH_BRIDGE"
 bench_topology "$N" 0
-echo "# namespaces in the dump: $("$BIN" dump --json | grep -c '"namespace": {')"
-echo "# graph: $("$BIN" graph --format json | grep -c '"a": {') veth pairs"
+echo "# namespaces in the dump: $("$BIN" dump --json | grep -o '"namespace":{' | wc -l)"
+echo "# graph: $("$BIN" graph --format json | grep -o '"a":{' | wc -l) veth pairs"
 hyperfine -N --warmup 1 --runs 3 --export-markdown /tmp/nsinspect-dump-ip.md \
   "ip -all netns exec ip -j link show" "ip -all netns exec ip -j route show" "ip -all netns exec ip -j neigh show"
 hyperfine -N --warmup 2 --runs 10 --export-markdown /tmp/nsinspect-dump.md \
