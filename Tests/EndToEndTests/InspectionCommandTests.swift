@@ -43,8 +43,12 @@ struct InspectionCommandTests {
             Self.expectAgree(mine, theirs, "link \(theirs["ifname"] ?? "?")", skipping: ["operstate"])
         }
 
-        let addrs = try #require(shown["addrs"] as? [[String: Any]])
-        for theirs in try Self.ipJSON(lab.router1, "addr", "show") {
+        // IPv6 link-local addresses appear a moment after a link comes up, so ours are read after ip's:
+        // every address ip saw is there by then.
+        let ipAddrs = try Self.ipJSON(lab.router1, "addr", "show")
+        let shownAfter = try #require(try Self.json("show", lab.router1, "--json") as? [String: Any])
+        let addrs = try #require(shownAfter["addrs"] as? [[String: Any]])
+        for theirs in ipAddrs {
             let mine = try #require(addrs.first { $0["ifindex"] as? Int == theirs["ifindex"] as? Int })
             let ourInfo = try #require(mine["addr_info"] as? [[String: Any]])
             let theirInfo = try #require(theirs["addr_info"] as? [[String: Any]])
