@@ -277,7 +277,8 @@ public final class LabBuilder {
         var values: [String: String] = [:]
         var line = [CChar](repeating: 0, count: 4096)
         while fgets(&line, 4096, file) != nil {
-            let text = String(cString: line).split(separator: "\n").first.map(String.init) ?? ""
+            let bytes = line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            let text = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
             let parts = text.split(separator: "=", maxSplits: 1)
             if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
         }
@@ -425,7 +426,7 @@ private final class BuildRun {
         for route in addedHostRoutes.reversed() { try? hostSession.deleteRoute(route) }
         for name in madeHostLinks.reversed() { try? hostSession.deleteLink(.name(name)) }
         let names = NetnsNames(directory: builder.netnsDirectory, operation: "lab up")
-        for name in madeNamespaces.reversed() { try? names.forget(name) }
+        for name in madeNamespaces.reversed() { _ = try? names.forget(name) }
         handles.removeAll()
         for (key, old) in hostSysctls.reversed() { try? Sysctl.write(key, old, in: host) }
     }
