@@ -85,12 +85,13 @@ struct LabCommandTests {
         case let array as [Any]:
             // Carrier comes a moment after a link is set up (linkwatch): NO-CARRIER on a link and
             // linkdown on its routes depend on when they were read, not on how the lab was built.
-            // Likewise an IPv6 link-local address and its fe80::/64 route appear only once the link has
-            // carrier (a bridge: once a port is up), so whether they are there yet is timing too.
+            // Likewise IPv6 on a link starts only once it has carrier (a bridge: once a port is up): its
+            // link-local address, the fe80:: routes and the ff00::/8 multicast route are timing too.
             let transient: Set = ["NO-CARRIER", "linkdown"]
             func linkLocal(_ element: Any) -> Bool {
                 guard let object = element as? [String: Any] else { return false }
-                return (object["local"] as? String)?.hasPrefix("fe80::") == true || object["dst"] as? String == "fe80::/64"
+                let dst = object["dst"] as? String ?? ""
+                return (object["local"] as? String)?.hasPrefix("fe80::") == true || dst.hasPrefix("fe80::") || dst == "ff00::/8"
             }
             return array.filter { !transient.contains($0 as? String ?? "") && !linkLocal($0) }.map { normalised($0, lab) }
                 .sorted { canonical($0) < canonical($1) }
