@@ -115,7 +115,7 @@ public final class LabBuilder {
         }
         let ours = existing.filter { $0.presence == .ours }
         if !ours.isEmpty {
-            let drift = try status()
+            let drift = try status(presences: existing)
             if ours.count == existing.count && drift.isEmpty { return .alreadyUp }
             let missing = existing.filter { $0.presence == .absent }.map(\.name)
             let differences = "\(drift.count) difference\(drift.count == 1 ? "" : "s") from the file (`nsinspect lab status` lists them)"
@@ -239,12 +239,16 @@ public final class LabBuilder {
             return byName
         }
         var links = try present()
-        var waiting = wanted.filter { goingWithNamespace.contains($0.0.name) && links[$0.0.name]?.alias == $0.1 }.count
+        // Marked host ends still waiting to go with their namespace.
+        func waitingCount() -> Int {
+            wanted.filter { goingWithNamespace.contains($0.0.name) && links[$0.0.name]?.alias == $0.1 }.count
+        }
+        var waiting = waitingCount()
         var lastProgress = monotonicNanoseconds()
         while waiting > 0 && monotonicNanoseconds() - lastProgress < 1_000_000_000 {
             usleep(20_000)
             links = try present()
-            let now = wanted.filter { goingWithNamespace.contains($0.0.name) && links[$0.0.name]?.alias == $0.1 }.count
+            let now = waitingCount()
             if now < waiting { lastProgress = monotonicNanoseconds() }
             waiting = now
         }

@@ -25,11 +25,13 @@ extension LabBuilder {
     /// Compares the file with the machine: namespaces, links (kind, veth peer, bridge master, up, MTU,
     /// MAC), addresses, routes and forwarding in every lab namespace, and the lab's links in the host.
     /// Read over netlink; nothing is changed.
-    public func status() throws -> [LabDrift] {
+    /// `presences`: the lab's namespaces as the caller already found them (`up` and `lab status` need
+    /// them too), so each namespace's mark is asked once.
+    public func status(presences found: [(name: String, presence: Presence, handle: NamespaceHandle?)]? = nil) throws -> [LabDrift] {
         var drift: [LabDrift] = []
         var states: [LabPlace: NamespaceState] = [:]
         var handles: [LabPlace: NamespaceHandle] = [:]
-        for entry in presences() {
+        for entry in found ?? presences() {
             let place = LabPlace.namespace(entry.name)
             switch entry.presence {
             case .absent: drift.append(LabDrift(.missing, "namespace \(entry.name)"))

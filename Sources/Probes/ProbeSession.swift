@@ -244,7 +244,9 @@ public final class ProbeSession {
         return try reader.drain { self.decode($0, body) }
     }
 
-    private func decode(_ record: UnsafeRawBufferPointer, _ body: (PacketEvent) -> Void) {
+    /// Decodes a record taken with `pollRecords` (now or copied out earlier) for `body`; one that does
+    /// not decode is counted in `statistics().undecodable`, never dropped silently.
+    public func decode(_ record: UnsafeRawBufferPointer, _ body: (PacketEvent) -> Void) {
         if let event = try? PacketEvent(decoding: record) { body(event) } else { undecodable += 1 }
     }
 

@@ -135,13 +135,14 @@ struct LabStatus: NSCommand {
         let spec = try lab.load("lab status")
         // Reading inside the lab's namespaces means entering them (setns).
         try requireCapabilities([.sysAdmin], for: "lab status")
-        let drift = try LabBuilder(spec: spec).status()
+        let builder = LabBuilder(spec: spec)
+        let presences = builder.presences()
+        let drift = try builder.status(presences: presences)
         if common.json {
             var o = JSONObjectBuilder()
             o.add("lab", spec.name)
             // "up": every namespace of the lab is there and is the lab's; "matches": nothing differs.
-            let builder = LabBuilder(spec: spec)
-            o.add("up", builder.presences().allSatisfy { $0.presence == .ours })
+            o.add("up", presences.allSatisfy { $0.presence == .ours })
             o.add("matches", drift.isEmpty)
             o.add("drift", .array(drift.map { d in
                 var x = JSONObjectBuilder()

@@ -327,9 +327,7 @@ struct PassiveTrace {
             if !stopping {
                 try session.pollRecords(timeoutMilliseconds: spool.isEmpty ? 100 : 0) { spool.append($0) }
             }
-            spool.take(512) { record in
-                if let event = try? PacketEvent(decoding: record) { show(event) }
-            }
+            spool.take(512) { session.decode($0, show) }
             if spool.isEmpty { out.flush() }
             if command.common.verbose, monotonicNanoseconds() - lastReport > 1_000_000_000 {
                 lastReport = monotonicNanoseconds()
@@ -338,11 +336,9 @@ struct PassiveTrace {
                 if spool.count > 0 { Output.warn("trace: \(spool.count) events waiting to be printed") }
             }
         }
+        // What arrived after the last poll is shown like the rest.
+        _ = try session.drain(show)
         out.flush()
-        _ = try session.drain { event in
-            counts[Place(netns: event.netns, ifname: event.ifname, hook: event.hook), default: 0] += 1
-            if command.pcap != nil { events.append(event) }
-        }
         let statistics = try session.statistics()
         session.close()
         if let path = command.pcap { try TraceOutput.pcap(events, path: path, labels: labels) }
