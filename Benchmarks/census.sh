@@ -13,8 +13,9 @@ trap bench_teardown EXIT
 echo "# building $N namespaces with veths to $BENCH_BRIDGE and $P unshared processes"
 bench_topology "$N" "$P"
 echo "# namespaces seen: nsinspect $("$BIN" list --json | grep -c '"ns":'), lsns $(lsns -t net -n | wc -l), ip netns $(ip netns list | wc -l)"
-hyperfine -N --warmup 5 --runs 30 --export-markdown /tmp/nsinspect-census.md \
-  "$BIN list --no-interfaces" "lsns -t net" "ip netns list" "$BIN list" "$BIN list --json"
+# `list` leaves IFACES/ADDRS out above 256 namespaces; `--interfaces` asks every namespace for them.
+hyperfine -N --warmup 5 --runs 40 --export-markdown /tmp/nsinspect-census.md \
+  "$BIN list" "lsns -t net" "ip netns list" "$BIN list --interfaces" "$BIN list --json"
 cat /tmp/nsinspect-census.md
 echo
-echo "peak RSS (MB): nsinspect list --no-interfaces $(bench_peak_rss_mb "$BIN" list --no-interfaces), nsinspect list $(bench_peak_rss_mb "$BIN" list), nsinspect list --json $(bench_peak_rss_mb "$BIN" list --json), lsns -t net $(bench_peak_rss_mb lsns -t net), ip netns list $(bench_peak_rss_mb ip netns list)"
+echo "peak RSS (MB): nsinspect list $(bench_peak_rss_mb "$BIN" list), nsinspect list --interfaces $(bench_peak_rss_mb "$BIN" list --interfaces), nsinspect list --json $(bench_peak_rss_mb "$BIN" list --json), lsns -t net $(bench_peak_rss_mb lsns -t net), ip netns list $(bench_peak_rss_mb ip netns list)"

@@ -2,6 +2,7 @@
 #include "nsinspect_shim.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -103,6 +104,42 @@ int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count) {
     }
     for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
     return rc;
+}
+
+struct nsi_thread_group {
+    int count;
+    pthread_t threads[64];
+    struct nsi_thread_slot slots[64];
+};
+
+void *nsi_threads_start(void (*fn)(void *, int), void *ctx, int count, int *error) {
+    if (count <= 0) count = 1;
+    if (count > 64) count = 64;
+    struct nsi_thread_group *group = calloc(1, sizeof(*group));
+    if (!group) { *error = ENOMEM; return NULL; }
+    for (int i = 0; i < count; i++) {
+        group->slots[i] = (struct nsi_thread_slot){ fn, ctx, i };
+        int rc = pthread_create(&group->threads[i], NULL, nsi_thread_slot_main, &group->slots[i]);
+        if (rc != 0) {
+            *error = rc;
+            if (group->count == 0) { free(group); return NULL; }
+            return group;
+        }
+        group->count++;
+    }
+    *error = 0;
+    return group;
+}
+
+int nsi_threads_started(const void *group) {
+    return group ? ((const struct nsi_thread_group *)group)->count : 0;
+}
+
+void nsi_threads_join(void *group) {
+    struct nsi_thread_group *g = group;
+    if (!g) return;
+    for (int i = 0; i < g->count; i++) pthread_join(g->threads[i], NULL);
+    free(g);
 }
 
 /* ---- spawn ---------------------------------------------------------------------------------- */
@@ -268,6 +305,21 @@ int nsi_raise_nofile_limit(void) {
     if (rl.rlim_cur >= rl.rlim_max) return 0;
     rl.rlim_cur = rl.rlim_max;
     return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int nsi_grow_descriptor_table(int count) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)count >= rl.rlim_cur)
+        count = (int)rl.rlim_cur - 1;
+    if (count < 3) return 0;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    /* F_DUPFD takes the lowest free descriptor >= count, so the table is grown to hold it. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, count);
+    close(fd);
+    if (high < 0) return -1;
+    close(high);
+    return 0;
 }
 
 void nsi_unblock_stop_signals(void) {

@@ -61,14 +61,17 @@ extension Census {
         var ownMounts: [NSFSMount] = []
         var registry = ContainerRegistry(dockerRoot: options.dockerRoot, podmanRoot: options.podmanRoot)
         for (mountInode, pid) in mountNamespaces.sorted(by: { $0.value < $1.value }) {
-            let path = "\(options.procRoot)/\(pid)/mountinfo"
-            let text: [UInt8]
-            switch Sys.readFile(path) {
-            case .success(let bytes): text = bytes
-            case .failure(let e): scanner.note(e, path); continue
-            }
-            let mounts = MountInfo.networkNamespaceMounts(text)
             let own = mountInode == ownMountInode
+            let mounts: [NSFSMount]
+            if own, options.live, let known = options.ownMounts {
+                mounts = known
+            } else {
+                let path = "\(options.procRoot)/\(pid)/mountinfo"
+                switch Sys.readFile(path) {
+                case .success(let bytes): mounts = MountInfo.networkNamespaceMounts(bytes)
+                case .failure(let e): scanner.note(e, path); continue
+                }
+            }
             if own { ownMounts = mounts }
             for mount in mounts {
                 touch(mount.inode)
@@ -81,9 +84,7 @@ extension Census {
         }
         if options.live && ownMountInode != nil && !mountNamespaces.keys.contains(ownMountInode!) {
             // nsinspect's own mount namespace is always read, even if no listed process shares it.
-            if case .success(let bytes) = Sys.readFile("/proc/self/mountinfo") {
-                ownMounts = MountInfo.networkNamespaceMounts(bytes)
-            }
+            ownMounts = options.ownMounts ?? MountInfo.ownNetworkNamespaceMounts()
         }
 
         // 3. Descriptors: namespace files held open, threads elsewhere, sockets of another namespace.

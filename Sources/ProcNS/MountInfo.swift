@@ -33,26 +33,46 @@ public enum MountInfo {
         return result
     }
 
-    /// Splits a line on spaces and returns the mount if it is an nsfs mount of a network namespace.
+    /// The nsfs mounts of network namespaces in the caller's own mount namespace (/proc/self/mountinfo);
+    /// empty if it cannot be read.
+    public static func ownNetworkNamespaceMounts() -> [NSFSMount] {
+        guard case .success(let text) = Sys.readFile("/proc/self/mountinfo") else { return [] }
+        return networkNamespaceMounts(text)
+    }
+
+    /// Walks a line's space-separated fields (without collecting them: mountinfo can have thousands of
+    /// lines) and returns the mount if it is an nsfs mount of a network namespace.
     static func parseLine(_ line: ArraySlice<UInt8>) -> NSFSMount? {
         // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
-        var fields: [ArraySlice<UInt8>] = []
-        fields.reserveCapacity(12)
+        var index = 0
+        var root: Range<Int>?
+        var mountPoint: Range<Int>?
+        var afterSeparator = false
         var start = line.startIndex
         var i = line.startIndex
         while i <= line.endIndex {
             if i == line.endIndex || line[i] == UInt8(ascii: " ") {
-                if i > start { fields.append(line[start..<i]) }
+                if i > start {
+                    let field = start..<i
+                    if afterSeparator {
+                        guard line[field].elementsEqual("nsfs".utf8), let root, let mountPoint,
+                            let inode = NamespaceID.inode(fromLink: line[root])
+                        else { return nil }
+                        return NSFSMount(inode: inode, mountPoint: unescape(line[mountPoint]))
+                    }
+                    switch index {
+                    case 3: root = field
+                    case 4: mountPoint = field
+                    case 6...: afterSeparator = field.count == 1 && line[field.lowerBound] == UInt8(ascii: "-")
+                    default: break
+                    }
+                    index += 1
+                }
                 start = i + 1
             }
             i += 1
         }
-        guard fields.count >= 10 else { return nil }
-        guard let separator = fields[6...].firstIndex(where: { $0.elementsEqual([UInt8(ascii: "-")]) }),
-            separator + 1 < fields.count, fields[separator + 1].elementsEqual("nsfs".utf8)
-        else { return nil }
-        guard let inode = NamespaceID.inode(fromLink: fields[3]) else { return nil }
-        return NSFSMount(inode: inode, mountPoint: unescape(fields[4]))
+        return nil
     }
 
     /// Undoes the octal escapes mountinfo uses for space, tab, newline and backslash (`\040`).

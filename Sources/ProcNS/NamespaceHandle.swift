@@ -108,6 +108,25 @@ public final class NamespaceHandle: @unchecked Sendable, CustomStringConvertible
         }
     }
 
+    /// Opens the namespaces of nsfs mounts (each namespace once, through its first openable mount),
+    /// typically the caller's own (`MountInfo.ownNetworkNamespaceMounts`): what a census will find held
+    /// by mounts, known before it has read /proc, so work on them can start early. Mounts that cannot
+    /// be opened, or no longer lead to the namespace mountinfo named (something mounted over them), are
+    /// left out.
+    public static func open(mounts: [NSFSMount]) -> [NamespaceHandle] {
+        var seen = Set<UInt64>()
+        var handles: [NamespaceHandle] = []
+        for mount in mounts where !seen.contains(mount.inode) {
+            guard case .success(let fd) = Sys.open(mount.mountPoint, O_RDONLY) else { continue }
+            let expected = NamespaceID(device: nsfsDevice, inode: mount.inode)
+            if let handle = try? NamespaceHandle(trusting: fd, expected: expected, origin: mount.mountPoint) {
+                handles.append(handle)
+                seen.insert(mount.inode)
+            }
+        }
+        return handles
+    }
+
     /// A second descriptor for the same namespace (for code that must own its own copy).
     public func duplicate() throws(OperationError) -> NamespaceHandle {
         let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)

@@ -16,6 +16,10 @@ public struct CensusOptions: Sendable {
     public var scanThreads = true
     /// Also look at every open descriptor (namespaces held by an fd, or by a socket when live).
     public var scanDescriptors = true
+    /// The nsfs mounts of nsinspect's own mount namespace, when the caller has read them already
+    /// (`MountInfo.ownNetworkNamespaceMounts`, to open them before the census): used instead of reading
+    /// the same mountinfo again. Live scans only.
+    public var ownMounts: [NSFSMount]?
 
     public init(procRoot: String = "/proc", netnsDirectory: String = "/var/run/netns",
                 dockerRoot: String = "/var/lib/docker", podmanRoot: String = "/var/lib/containers/storage",

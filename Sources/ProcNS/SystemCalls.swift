@@ -58,23 +58,33 @@ enum Sys {
     }
 
     static func readAll(_ fd: Int32, limit: Int = 16 << 20, shortReadEnds: Bool = false) -> Result<[UInt8], Errno> {
-        var out: [UInt8] = []
-        var chunk = 4096
-        while out.count < limit {
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: chunk))
-            let n = out.withUnsafeMutableBytes { buffer in
-                Glibc.read(fd, buffer.baseAddress! + start, chunk)
+        // Read into a malloc'd buffer that doubles as needed, then copy once into the array: a census
+        // reads thousands of procfs files, and growing an array by appended zeros was a visible cost.
+        var capacity = min(4096, max(limit, 1))
+        guard var buffer = malloc(capacity) else { return .failure(Errno(Glibc.ENOMEM)) }
+        defer { free(buffer) }
+        var size = 0
+        while size < limit {
+            if size == capacity {
+                capacity = min(capacity * 2, limit)
+                guard let grown = realloc(buffer, capacity) else { return .failure(Errno(Glibc.ENOMEM)) }
+                buffer = grown
             }
+            let want = capacity - size
+            let n = Glibc.read(fd, buffer + size, want)
             if n < 0 {
-                if errno == EINTR { out.removeSubrange(start...); continue }
+                if errno == EINTR { continue }
                 return .failure(.current)
             }
-            out.removeSubrange((start + n)...)
-            if n == 0 || (shortReadEnds && n < chunk) { break }
-            if chunk < 1 << 20 { chunk *= 2 }
+            size += n
+            if n == 0 || (shortReadEnds && n < want) { break }
         }
-        return .success(out)
+        let filled = size
+        let source = UnsafeRawPointer(buffer)
+        return .success([UInt8](unsafeUninitializedCapacity: filled) { destination, count in
+            if filled > 0 { destination.baseAddress!.update(from: source.assumingMemoryBound(to: UInt8.self), count: filled) }
+            count = filled
+        })
     }
 
     /// One entry of a directory listing: the name and the d_type getdents reported.

@@ -6,6 +6,7 @@ import CShim
 import JSONKit
 import Netlink
 import ProcNS
+import Synchronization
 
 struct ListCommand: NSCommand {
     static let configuration = CommandConfiguration(
@@ -20,66 +21,144 @@ struct ListCommand: NSCommand {
 
     @Argument(help: "Only these namespaces (NS references); all by default.") var references: [String] = []
 
+    @Flag(help: "Add the IFACES and ADDRS columns whatever the number of namespaces.")
+    var interfaces = false
+
     @Flag(help: "Leave out the IFACES and ADDRS columns: no per-namespace queries, just the census (what lsns does).")
     var noInterfaces = false
 
     @OptionGroup var common: CommonOptions
 
+    /// Above this many namespaces the table leaves out IFACES and ADDRS unless `--interfaces` is given:
+    /// they cost a netlink dump and a /proc read inside every namespace, which on a host with a thousand
+    /// namespaces would make `list` twice as slow as `lsns` for two columns of a table nobody reads
+    /// whole. JSON keeps them (scripts get every field) unless `--no-interfaces`.
+    static let interfaceColumnsLimit = 256
+
+    func validate() throws {
+        if interfaces && noInterfaces { throw ValidationError("--interfaces and --no-interfaces contradict each other") }
+    }
+
     func run() throws {
-        var census = try Census.scan()
-        if !references.isEmpty {
-            let selected = try references.map { try census.select(NamespaceReference.parse($0)).id }
-            census.namespaces = census.namespaces.filter { selected.contains($0.id) }
+        let ownMounts = MountInfo.ownNetworkNamespaceMounts()
+        let startWith = references.isEmpty ? ownMounts : []
+        let always = interfaces || (common.json && !noInterfaces) || !references.isEmpty
+        var withInterfaces = !noInterfaces && (always || Set(startWith.map(\.inode)).count <= Self.interfaceColumnsLimit)
+        // The per-namespace questions (nsid, interfaces) start on worker threads with the namespaces
+        // mounted in our mount namespace while the census reads /proc; the rest follow when it is done.
+        let facts = try NamespaceFacts.Gatherer(interfaces: withInterfaces, startWith: startWith)
+        var census: Census
+        do {
+            var options = CensusOptions()
+            options.ownMounts = ownMounts
+            census = try Census.scan(options)
+            if !references.isEmpty {
+                let selected = try references.map { try census.select(NamespaceReference.parse($0)).id }
+                census.namespaces = census.namespaces.filter { selected.contains($0.id) }
+            }
+        } catch {
+            _ = facts.finish()
+            throw error
         }
-        let open = OpenNamespaces(census)
-        let nsids = NamespaceDetails.nsids(open)
-        let interfaces = noInterfaces ? [:] : NamespaceDetails.interfaces(open)
+        if withInterfaces && !always && census.namespaces.count > Self.interfaceColumnsLimit {
+            withInterfaces = false
+            facts.stopReadingInterfaces()
+        }
+        facts.add(census.namespaces.filter { !facts.isQueued($0.id.inode) }.compactMap { try? census.open($0, quick: true) })
+        let found = facts.finish()
         if common.json {
-            Output.json(ListRendering.json(census, nsids: nsids, interfaces: interfaces))
+            Output.json(ListRendering.json(census, facts: found))
         } else {
-            Output.write(ListRendering.table(census, nsids: nsids, interfaces: interfaces, verbose: common.verbose))
+            var out = ListRendering.table(census, facts: found, interfaces: withInterfaces, verbose: common.verbose)
+            if !withInterfaces && !noInterfaces {
+                out += "IFACES and ADDRS are left out above \(Self.interfaceColumnsLimit) namespaces (a netlink dump in each); `--interfaces` adds them.\n"
+            }
+            Output.write(out)
         }
     }
 }
 
-/// Facts about census namespaces that need the kernel: nsids (RTM_GETNSID from the host namespace) and
-/// each namespace's interfaces and global addresses (a link and an address dump in each).
-enum NamespaceDetails {
-    /// The nsid the host namespace uses for each open namespace, by inode, asked with the descriptors
-    /// already open (NETNSA_FD) in one batched exchange.
-    static func nsids(_ open: OpenNamespaces) -> [UInt64: NSID] {
-        guard let socket = try? hostSocket(open.census),
-            let answers = try? socket.nsids(of: open.handles)
-        else { return [:] }
-        var result: [UInt64: NSID] = [:]
-        for (ns, answer) in zip(open.namespaces, answers) {
-            if case .success(let id) = answer { result[ns.id.inode] = id }
-        }
-        return result
-    }
+/// Facts about a census namespace that need the kernel: its nsid as the host namespace sees it
+/// (RTM_GETNSID with NETNSA_FD, asked from a socket in the host namespace) and, for `list`'s IFACES and
+/// ADDRS columns, its interfaces and global addresses (read from inside it).
+struct NamespaceFacts: Sendable {
+    var nsid: NSID?
+    var interfaces: Interfaces?
 
-    struct Interfaces {
+    struct Interfaces: Sendable {
         var names: [String]
         var addresses: [String]
     }
 
-    /// Interface names (without lo) and global addresses of every open namespace, by inode.
-    static func interfaces(_ open: OpenNamespaces) -> [UInt64: Interfaces] {
-        guard let snapshots = try? open.snapshots([.interfaceNames, .addresses]) else { return [:] }
-        var result: [UInt64: Interfaces] = [:]
-        for (ns, snapshot) in zip(open.namespaces, snapshots) {
-            guard case .success(let s) = snapshot else { continue }
-            let names = (s.interfaceNames ?? []).filter { $0 != "lo" }
-            let addresses = s.state.addresses.filter { $0.scope == 0 }.compactMap { $0.prefix?.description }
-            result[ns.id.inode] = Interfaces(names: names, addresses: addresses)
+    /// Asks namespaces on two worker threads as they are queued: each worker has its own socket in the
+    /// host namespace, looks up the nsids of a chunk of namespaces in one batched exchange, then enters
+    /// each to read /proc/thread-self/net/dev and an address dump. The kernel's nsid lookup walks the
+    /// host's whole nsid table (idr_for_each under RCU, no lock), so the two workers walk in parallel.
+    final class Gatherer: @unchecked Sendable {
+        private let workers: NamespaceWorkers<NamespaceFacts>
+        private var queued: [UInt64: Int] = [:]
+        /// Whether workers still read interfaces (cleared by `stopReadingInterfaces`, read per chunk).
+        private let readInterfaces: Switch
+
+        /// A flag shared with the worker threads.
+        final class Switch: Sendable {
+            let on: Atomic<Bool>
+            init(_ on: Bool) { self.on = Atomic(on) }
         }
-        return result
+
+        /// The namespaces of the nsfs mounts in `startWith` are opened and queued at once.
+        init(interfaces: Bool, startWith mounts: [NSFSMount], parallelism: Int = 2) throws {
+            _ = nsi_raise_nofile_limit()
+            let mounted = NamespaceHandle.open(mounts: mounts)
+            // Room for the namespaces the census adds, while still single-threaded (see the C function).
+            _ = nsi_grow_descriptor_table(Int32(mounted.count + 4096))
+            let hostSockets = (0..<parallelism).map { _ in try? NamespaceFacts.hostSocket() }
+            let readInterfaces = Switch(interfaces)
+            self.readInterfaces = readInterfaces
+            workers = try NamespaceWorkers(workers: parallelism) { [readInterfaces] context, chunk in
+                var facts = [NamespaceFacts](repeating: NamespaceFacts(), count: chunk.count)
+                if let socket = hostSockets[context.worker], let answers = try? socket.nsids(of: chunk) {
+                    for (i, answer) in answers.enumerated() { facts[i].nsid = try? answer.get() }
+                }
+                guard readInterfaces.on.load(ordering: .relaxed) else { return facts }
+                for (i, ns) in chunk.enumerated() {
+                    guard (try? context.enter(ns)) != nil,
+                        let snapshot = try? Inventory.snapshot(ns, parts: [.interfaceNames, .addresses])
+                    else { continue }
+                    let names = (snapshot.interfaceNames ?? []).filter { $0 != "lo" }
+                    let addresses = snapshot.state.addresses.filter { $0.scope == 0 }.compactMap { $0.prefix?.description }
+                    facts[i].interfaces = Interfaces(names: names, addresses: addresses)
+                }
+                return facts
+            }
+            add(mounted)
+        }
+
+        /// Queues namespaces (each kept open until `finish`) that were not queued already.
+        func add(_ handles: [NamespaceHandle]) {
+            let fresh = handles.filter { queued[$0.id.inode] == nil }
+            let first = workers.add(fresh)
+            for (offset, handle) in fresh.enumerated() { queued[handle.id.inode] = first + offset }
+        }
+
+        func isQueued(_ inode: UInt64) -> Bool { queued[inode] != nil }
+
+        /// Workers read no more interfaces from here on (chunks already taken finish as they are).
+        func stopReadingInterfaces() { readInterfaces.on.store(false, ordering: .relaxed) }
+
+        /// Waits for the workers; the facts by namespace inode.
+        func finish() -> [UInt64: NamespaceFacts] {
+            let all = workers.finish()
+            return queued.mapValues { all[$0] }
+        }
     }
 
-    /// A route socket in the host namespace (pid 1's), opened there if nsinspect runs elsewhere.
-    static func hostSocket(_ census: Census) throws -> NetlinkSocket {
-        if census.hostID == nil || census.hostID == census.ownID { return try NetlinkSocket.open() }
-        return try NetlinkSocket.open(in: NamespaceHandle.host(), label: "host")
+    /// A route socket in the host namespace (pid 1's), opened there if nsinspect runs elsewhere; in
+    /// its own namespace when the host's cannot be opened (as the census then has no host either).
+    static func hostSocket() throws -> NetlinkSocket {
+        let own = try NamespaceHandle.current()
+        if let host = try? NamespaceHandle.host(), host.id != own.id { return try NetlinkSocket.open(in: host, label: "host") }
+        return try NetlinkSocket.open()
     }
 }
 
@@ -111,18 +190,18 @@ enum ListRendering {
         return items.prefix(limit).joined(separator: ",") + ",+\(items.count - limit)"
     }
 
-    static func table(_ census: Census, nsids: [UInt64: NSID], interfaces: [UInt64: NamespaceDetails.Interfaces],
+    static func table(_ census: Census, facts: [UInt64: NamespaceFacts], interfaces withInterfaces: Bool,
                       verbose: Bool) -> String {
-        let withInterfaces = !interfaces.isEmpty
         var table = withInterfaces
             ? Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "IFACES", "ADDRS", "HOLDERS")
             : Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "HOLDERS")
         for ns in census.namespaces {
             let command = ns.firstProcess.map { String($0.command.prefix(32)) } ?? "-"
-            var row = [String(ns.id.inode), nsids[ns.id.inode]?.description ?? "?", String(ns.processCount),
+            let found = facts[ns.id.inode]
+            var row = [String(ns.id.inode), found?.nsid?.description ?? "?", String(ns.processCount),
                        ns.firstProcess.map { String($0.pid) } ?? "-", command, names(ns)]
             if withInterfaces {
-                let details = interfaces[ns.id.inode]
+                let details = found?.interfaces
                 row += [details.map { abbreviated($0.names, 3) } ?? "?", details.map { abbreviated($0.addresses, 2) } ?? "?"]
             }
             row.append(holders(ns, census: census).joined(separator: " "))
@@ -156,7 +235,7 @@ enum ListRendering {
         return out
     }
 
-    static func json(_ census: Census, nsids: [UInt64: NSID], interfaces: [UInt64: NamespaceDetails.Interfaces]) -> JSON {
+    static func json(_ census: Census, facts: [UInt64: NamespaceFacts]) -> JSON {
         var list: [JSON] = []
         list.reserveCapacity(census.namespaces.count)
         for ns in census.namespaces {
@@ -166,13 +245,14 @@ enum ListRendering {
             o.add("nprocs", ns.processCount)
             o.add("pid", ns.firstProcess.map { .int(Int64($0.pid)) } ?? .null)
             o.add("command", ns.firstProcess.map { .string($0.command) } ?? .null)
-            switch nsids[ns.id.inode] {
+            let found = facts[ns.id.inode]
+            switch found?.nsid {
             case .assigned(let id): o.add("netnsid", .int(Int64(id)))
             case .unassigned: o.add("netnsid", "unassigned")
             case nil: o.add("netnsid", .null)
             }
             o.add("reference", ns.reference)
-            if let details = interfaces[ns.id.inode] {
+            if let details = found?.interfaces {
                 o.add("interfaces", strings: details.names)
                 o.add("addresses", strings: details.addresses)
             }

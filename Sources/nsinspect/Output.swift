@@ -134,13 +134,15 @@ struct Table {
         }
         var out: [UInt8] = []
         out.reserveCapacity((widths.reduce(0, +) + 2 * widths.count + 1) * (rows.count + 1))
+        // Padding is copied from one run of spaces (appending a repeated element goes byte by byte).
+        let spaces = [UInt8](repeating: UInt8(ascii: " "), count: (widths.max() ?? 0) + 2)
         func emit(_ cells: [String], _ cellWidth: [Int]) {
             var lineEnd = out.count
             for (i, cell) in cells.enumerated() {
                 out.append(contentsOf: cell.utf8)
                 if !cell.isEmpty { lineEnd = out.count }
                 if i < cells.count - 1 {
-                    out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: max(0, widths[i] - cellWidth[i]) + 2))
+                    out.append(contentsOf: spaces[0..<(max(0, widths[i] - cellWidth[i]) + 2)])
                 }
             }
             out.removeSubrange(lineEnd...)

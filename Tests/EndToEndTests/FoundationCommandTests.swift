@@ -42,6 +42,46 @@ struct FoundationCommandTests {
         #expect(table.stdout.contains("nsinspect adopt"))
     }
 
+    /// IFACES and ADDRS are in the table on a host of ordinary size; above the limit the table leaves them
+    /// out and says how to get them, `--interfaces` and a selection bring them back, JSON keeps them.
+    @Test func interfaceColumnsAboveAndBelowTheLimit() throws {
+        let scratch = Scratch("ifc")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let probe = try scratch.addNamespace("probe")
+        try Shell.must("ip", "-n", probe, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        try Shell.must("ip", "-n", probe, "address", "add", "198.51.100.7/24", "dev", "d0")
+        let header = { (result: CommandResult) in result.stdout.split(separator: "\n").first.map(String.init) ?? "" }
+        let row = { (result: CommandResult) in result.stdout.split(separator: "\n").first { $0.split(separator: " ").contains { $0 == probe } }.map(String.init) ?? "" }
+
+        let small = nsinspect("list")
+        #expect(small.succeeded && header(small).contains("IFACES"), "\(small)")
+        #expect(row(small).contains("d0") && row(small).contains("198.51.100.7/24"), "\(small)")
+
+        // More namespaces than the limit (256), made in one batch and removed by the scratch.
+        let batch = (0..<257).map { "netns add \(scratch.name("m\($0)"))" }.joined(separator: "\n") + "\n"
+        for i in 0..<257 { scratch.track(namespace: scratch.name("m\(i)")) }
+        let made = Shell.run(["ip", "-batch", "-"], input: batch)
+        try #require(made.succeeded, "\(made)")
+
+        let large = nsinspect("list")
+        #expect(large.succeeded && !header(large).contains("IFACES"), "\(large.stderr)")
+        #expect(large.stdout.contains("`--interfaces` adds them"))
+        #expect(!row(large).isEmpty && !row(large).contains("198.51.100.7"))
+        let forced = nsinspect("list", "--interfaces")
+        #expect(forced.succeeded && header(forced).contains("IFACES") && row(forced).contains("198.51.100.7/24"))
+        let selected = nsinspect("list", probe)
+        #expect(selected.succeeded && header(selected).contains("IFACES") && row(selected).contains("d0"))
+        let json = try #require(try Shell.json(nsinspect("list", "--json").stdout) as? [String: Any])
+        let entries = try #require(json["namespaces"] as? [[String: Any]])
+        let mine = try #require(entries.first { (($0["names"] as? [[String: Any]]) ?? []).contains { ($0["name"] as? String) == probe } })
+        #expect(Set((mine["interfaces"] as? [String]) ?? []) == ["d0", "d1"])
+        #expect((mine["addresses"] as? [String]) == ["198.51.100.7/24"])
+        let bare = try #require(try Shell.json(nsinspect("list", "--json", "--no-interfaces").stdout) as? [String: Any])
+        #expect(((bare["namespaces"] as? [[String: Any]]) ?? []).allSatisfy { $0["interfaces"] == nil })
+        let both = nsinspect("list", "--interfaces", "--no-interfaces")
+        #expect(!both.succeeded && both.stderr.contains("contradict"))
+    }
+
     @Test func adoptThenIPNetnsExecThenForget() throws {
         let scratch = Scratch("adp")
         defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }

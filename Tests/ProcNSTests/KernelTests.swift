@@ -57,6 +57,59 @@ struct KernelTests {
         #expect(try census.select(.path(holderPath)).id.inode == inode)
     }
 
+    @Test func ownMountsGivenToTheCensusGiveTheSameHoldersAndOpenToTheSameNamespaces() throws {
+        let scratch = Scratch("own")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let a = try scratch.addNamespace("a")
+        let b = try scratch.addNamespace("b")
+        let ownMounts = MountInfo.ownNetworkNamespaceMounts()
+        var options = CensusOptions()
+        options.ownMounts = ownMounts
+        let given = try Census.scan(options)
+        let read = try Census.scan()
+        for name in [a, b] {
+            let fromGiven = try given.select(.name(name)), fromRead = try read.select(.name(name))
+            #expect(fromGiven.id == fromRead.id)
+            #expect(fromGiven.mounts.map(\.path) == fromRead.mounts.map(\.path))
+            #expect(fromGiven.mounts.contains { $0.path == "/run/netns/\(name)" && $0.inOwnMountNamespace })
+        }
+        // Opening the mounts reaches each namespace once, and the same ones the census names.
+        let handles = NamespaceHandle.open(mounts: ownMounts)
+        #expect(Set(handles.map(\.id.inode)).count == handles.count)
+        for name in [a, b] {
+            let inode = try read.select(.name(name)).id.inode
+            #expect(handles.filter { $0.id.inode == inode }.count == 1, "\(name) opened once")
+        }
+    }
+
+    @Test func namespaceWorkersEnterEveryNamespaceAndKeepTheOrderItWasAddedIn() throws {
+        let scratch = Scratch("wrk")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let names = try (0..<7).map { try scratch.addNamespace("n\($0)") }
+        let handles = try names.map { try NamespaceHandle.open(path: "/var/run/netns/\($0)") }
+        let before = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net")
+        let workers = try NamespaceWorkers<UInt64>(workers: 2, chunkSize: 2) { context, chunk in
+            chunk.map { ns in
+                // Where this worker thread is after entering: what /proc/thread-self/ns/net says.
+                guard (try? context.enter(ns)) != nil,
+                    let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net"),
+                    let inode = UInt64(link.dropFirst(5).dropLast())
+                else { return 0 }
+                return inode
+            }
+        }
+        #expect(workers.add(Array(handles[0..<3])) == 0)
+        usleep(20_000)   // the first ones are being worked on while more arrive
+        #expect(workers.add(Array(handles[3...])) == 3)
+        let inodes = workers.finish()
+        #expect(inodes == handles.map(\.id.inode))
+        // The calling thread never moved.
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net") == before)
+        // A pool given nothing ends cleanly with nothing.
+        let idle = try NamespaceWorkers<Int>(workers: 2) { _, chunk in chunk.map { _ in 1 } }
+        #expect(idle.finish().isEmpty)
+    }
+
     @Test func namespaceHeldOnlyByAnotherProcessesDescriptor() throws {
         var inode: UInt64 = 0
         let child: ChildProcess

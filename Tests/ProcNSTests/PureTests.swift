@@ -15,6 +15,21 @@ struct MountInfoTests {
         #expect(mounts.map(\.mountPoint) == ["/run/netns/web", "/run/netns/with space", "/run/docker/netns/6f1a2b3c4d5e", "/tmp/held\\odd"])
     }
 
+    @Test func optionalFieldsMayBeAbsentOrMany() {
+        let text = Array("""
+            401 22 0:4 net:[4026532700] /run/a rw - nsfs nsfs rw
+            402 22 0:4 net:[4026532701] /run/b rw shared:5 master:3 propagate_from:2 unbindable - nsfs nsfs rw
+            403 22 0:4 net:[4026532702] /run/c rw shared:6 - tmpfs nsfs rw
+            404 22 0:4 net:[4026532703] /run/d rw shared:7 -
+            405 22 0:4 net:[4026532704] - rw shared:8 - nsfs nsfs rw
+
+            """.utf8)
+        // /run/c is tmpfs whose source happens to be called nsfs; /run/d has no fstype at all.
+        let mounts = MountInfo.networkNamespaceMounts(text)
+        #expect(mounts.map(\.mountPoint) == ["/run/a", "/run/b", "-"])
+        #expect(mounts.map(\.inode) == [4026532700, 4026532701, 4026532704])
+    }
+
     @Test func laterMountOnSamePathWins() {
         let web = MountInfo.networkNamespaceMounts(Self.text).first { $0.mountPoint == "/run/netns/web" }
         // Line 306 mounts 4026532301 over line 301's 4026532300: a lookup of the path reaches the top one.
@@ -108,5 +123,48 @@ struct ContainerNameTests {
         #expect(MininetName.parse(cmdline: cmdline) == "h1")
         #expect(MininetName.parse(cmdline: Array("bash\0-c\0echo mininet:h1\0".utf8)) == nil)
         #expect(MininetName.parse(cmdline: Array("mininet:\0".utf8)) == nil)
+    }
+}
+
+@Suite("reading procfs and other files")
+struct ReadFileTests {
+    static func withTemporaryFile(_ bytes: [UInt8], _ body: (String) throws -> Void) throws {
+        let path = NSTemporaryDirectory() + "nsinspect-readfile-\(UInt32.random(in: 0..<UInt32.max))"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        try body(path)
+    }
+
+    @Test(arguments: [0, 1, 4095, 4096, 4097, 100_000])
+    func readsWholeFilesOfAnySize(size: Int) throws {
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try Self.withTemporaryFile(bytes) { path in
+            let whole: [UInt8] = try Sys.readFile(path).get()
+            let oneShot: [UInt8] = try Sys.readFile(path, shortReadEnds: true).get()
+            #expect(whole == bytes)
+            #expect(oneShot == bytes)
+        }
+    }
+
+    @Test func stopsAtTheLimit() throws {
+        let bytes = (0..<20_000).map { UInt8(truncatingIfNeeded: $0) }
+        try Self.withTemporaryFile(bytes) { path in
+            let limited: [UInt8] = try Sys.readFile(path, limit: 5000).get()
+            let one: [UInt8] = try Sys.readFile(path, limit: 1).get()
+            #expect(limited == Array(bytes[0..<5000]))
+            #expect(one == [0])
+        }
+    }
+
+    @Test func readsAProcfsFileThatReportsSizeZero() throws {
+        // /proc/self/mountinfo has st_size 0 and is longer than one page on any real system with a
+        // few mounts; it must come back whole (the last line ends with a newline).
+        let text: [UInt8] = try Sys.readFile("/proc/self/mountinfo").get()
+        #expect(!text.isEmpty && text.last == UInt8(ascii: "\n"))
+        guard case .failure(let error) = Sys.readFile("/nonexistent/nsinspect") else {
+            Issue.record("reading a missing file succeeded")
+            return
+        }
+        #expect(error == .ENOENT)
     }
 }

@@ -50,6 +50,12 @@ int nsi_run_on_new_thread(void (*fn)(void *), void *ctx);
 /// Runs fn(ctx, i) for i in 0..<count, each on a new pthread, all at once, and joins them all.
 /// Returns 0, or an errno value if a thread could not be created (those created are still joined).
 int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count);
+/// Starts `count` threads running fn(ctx, index) and returns without waiting: NULL (and *error) if none
+/// could be started, else a group that nsi_threads_join waits for and frees. If only some could be
+/// started, *error is set and the group holds those (nsi_threads_started says how many).
+void *nsi_threads_start(void (*fn)(void *, int), void *ctx, int count, int *error);
+int nsi_threads_started(const void *group);
+void nsi_threads_join(void *group);
 
 /// What the child of nsi_spawn does before execve.
 struct nsi_spawn_options {
@@ -126,6 +132,13 @@ int nsi_flock_exclusive(int fd);
 int nsi_effective_caps(uint64_t *caps);
 /// Raise RLIMIT_NOFILE's soft limit to its hard limit (a census may hold one fd per namespace).
 int nsi_raise_nofile_limit(void);
+
+/// Grows the process's descriptor table to hold at least `count` descriptors (capped by RLIMIT_NOFILE),
+/// by duplicating a descriptor to a high number and closing it. The kernel grows the table by copying
+/// it, and while several threads share it, waits for an RCU grace period first (expand_fdtable calls
+/// synchronize_rcu): milliseconds each time. A command that opens thousands of namespaces while its
+/// worker threads run grows the table once, before starting them. Returns 0 or -1 (errno).
+int nsi_grow_descriptor_table(int count);
 
 /// Unblocks SIGINT, SIGTERM and SIGHUP in the calling thread: a process started with them blocked (as
 /// some launchers do) could otherwise never be stopped.
