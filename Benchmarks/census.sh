@@ -12,7 +12,7 @@ BIN=.build/release/nsinspect
 trap bench_teardown EXIT
 echo "# building $N namespaces with veths to $BENCH_BRIDGE and $P unshared processes"
 bench_topology "$N" "$P"
-echo "# namespaces seen: nsinspect $("$BIN" list --json | grep -c '"ns":'), lsns $(lsns -t net -n | wc -l), ip netns $(ip netns list | wc -l)"
+echo "# namespaces seen: nsinspect $("$BIN" list --json | grep -o '"ns":' | wc -l), lsns $(lsns -t net -n | wc -l), ip netns $(ip netns list | wc -l)"
 # `list` leaves IFACES/ADDRS out above 256 namespaces; `--interfaces` asks every namespace for them.
 hyperfine -N --warmup 5 --runs 40 --export-markdown /tmp/nsinspect-census.md \
   "$BIN list" "lsns -t net" "ip netns list" "$BIN list --interfaces" "$BIN list --json"
