@@ -90,22 +90,6 @@ static void *nsi_thread_slot_main(void *arg) {
     return NULL;
 }
 
-int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count) {
-    if (count <= 0) return 0;
-    if (count > 64) count = 64;
-    pthread_t threads[64];
-    struct nsi_thread_slot slots[64];
-    int started = 0, rc = 0;
-    for (int i = 0; i < count; i++) {
-        slots[i] = (struct nsi_thread_slot){ fn, ctx, i };
-        rc = pthread_create(&threads[i], NULL, nsi_thread_slot_main, &slots[i]);
-        if (rc != 0) break;
-        started++;
-    }
-    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
-    return rc;
-}
-
 struct nsi_thread_group {
     int count;
     pthread_t threads[64];
@@ -131,8 +115,12 @@ void *nsi_threads_start(void (*fn)(void *, int), void *ctx, int count, int *erro
     return group;
 }
 
-int nsi_threads_started(const void *group) {
-    return group ? ((const struct nsi_thread_group *)group)->count : 0;
+int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count) {
+    if (count <= 0) return 0;
+    int error = 0;
+    void *group = nsi_threads_start(fn, ctx, count, &error);
+    nsi_threads_join(group);
+    return error;
 }
 
 void nsi_threads_join(void *group) {

@@ -52,9 +52,8 @@ int nsi_run_on_new_thread(void (*fn)(void *), void *ctx);
 int nsi_run_on_new_threads(void (*fn)(void *, int), void *ctx, int count);
 /// Starts `count` threads running fn(ctx, index) and returns without waiting: NULL (and *error) if none
 /// could be started, else a group that nsi_threads_join waits for and frees. If only some could be
-/// started, *error is set and the group holds those (nsi_threads_started says how many).
+/// started, *error is set and the group holds those.
 void *nsi_threads_start(void (*fn)(void *, int), void *ctx, int count, int *error);
-int nsi_threads_started(const void *group);
 void nsi_threads_join(void *group);
 
 /// What the child of nsi_spawn does before execve.
