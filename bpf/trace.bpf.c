@@ -595,12 +595,21 @@ int nsi_tcx_egress(struct __sk_buff *ctx) { return tcx(ctx, NSI_HOOK_TCX_EGRESS)
 
 /// The packet last received on this CPU, when this lookup is about it: its input route lookup (input
 /// interface = where it arrived), or one the kernel makes while answering it (no input interface, or
-/// loopback's: ICMP errors, source checks).
-static __always_inline struct nsi_stash *stash_for(__u8 version, const __u8 *daddr, __u32 iif)
+/// loopback's: ICMP errors, source checks). `netns` is the lookup's own namespace when the hook knows it
+/// (the chosen next hop's device, or the fib6 tracepoint's `net`; 0 when unknown): the stash is a
+/// per-CPU leftover that outlives its softirq, so a later output lookup in another namespace for the
+/// same destination (the sender's next probe) must not take the stash's namespace.
+static __always_inline struct nsi_stash *stash_for(__u8 version, const __u8 *daddr, __u32 iif, __u32 netns)
 {
     __u32 zero = 0;
     struct nsi_stash *stash = bpf_map_lookup_elem(&nsi_stash, &zero);
     if (!stash || !stash->skb || stash->ip_version != version || (iif > 1 && stash->ifindex != iif))
+        return 0;
+    if (netns && stash->netns != netns)
+        return 0;
+    // An output lookup (iif is loopback's) whose namespace nothing tells: only the packet being answered
+    // could make it, and nothing ties it to this stash either.
+    if (!netns && iif <= 1)
         return 0;
     const __u32 *a = (const __u32 *)daddr;
     const __u32 *s = (const __u32 *)stash->daddr;
@@ -700,7 +709,7 @@ int BPF_PROG(nsi_fib, u32 table, const struct flowi4 *flp, const struct fib_nh_c
 
     __u32 netns = nhc ? netns_of_dev(nhc->nhc_dev) : 0;
     barrier_var(netns);
-    if (!fib_wanted(ev, stash_for(4, ev->packet.daddr, ev->detail.fib.flow_iif), netns))
+    if (!fib_wanted(ev, stash_for(4, ev->packet.daddr, ev->detail.fib.flow_iif, netns), netns))
         return 0;
     emit(ev);
     return 0;
@@ -737,7 +746,7 @@ int BPF_PROG(nsi_fib6, const struct net *net, const struct fib6_result *res, str
 
     __u32 netns = net->ns.inum;
     barrier_var(netns);  // keep this load apart from the stash's: one load insn for two pointer kinds is refused
-    if (!fib_wanted(ev, stash_for(6, ev->packet.daddr, ev->detail.fib.flow_iif), netns))
+    if (!fib_wanted(ev, stash_for(6, ev->packet.daddr, ev->detail.fib.flow_iif, netns), netns))
         return 0;
     emit(ev);
     return 0;

@@ -14,15 +14,32 @@ public struct PathHop: Sendable, Equatable {
     public var neighbour: String?
     /// Whether this namespace routes the packet on (neither the origin nor where it is delivered).
     public var forwards: Bool
-    /// Bridges crossed after leaving this namespace: "br0 in sw: port p2 (FDB)".
-    public var bridges: [String]
+    /// Bridges and switches crossed after leaving this namespace, in order.
+    public var switches: [SwitchHop]
 
     public init(namespace: Int, inInterface: String? = nil) {
         self.namespace = namespace
         self.inInterface = inInterface
         forwards = false
-        bridges = []
+        switches = []
     }
+}
+
+/// A bridge or switch a predicted path crosses at layer 2 between two namespaces.
+public struct SwitchHop: Sendable, Equatable {
+    public enum Kind: String, Sendable { case bridge, openVSwitch = "openvswitch", unmanaged }
+    public var kind: Kind
+    /// The bridge's (or Open vSwitch bridge's) name; nil for an unmanaged switch.
+    public var name: String?
+    /// The namespace the bridge or switch lives in.
+    public var namespace: Int
+    /// The port the frame leaves by.
+    public var outPort: String
+    /// How that port was chosen: the bridge's FDB, a flood (the port that leads to the next hop's
+    /// owner), or the MAC the sender's neighbour entry holds.
+    public var how: String
+    /// Every port of an unmanaged switch (nothing else names it).
+    public var ports: [String]
 }
 
 /// How a predicted path ends.
@@ -153,8 +170,8 @@ public struct PathPredictor {
                 // Across the link into the next namespace.
                 let neighbour = ns.neighbours.first(where: { $0.index == outIndex && $0.destination == nextHop })
                 switch cross(from: current, link: link, nextHop: nextHop, neighbour: neighbour) {
-                case .next(let ns2, let ingress, let bridges):
-                    hop.bridges = bridges
+                case .next(let ns2, let ingress, let switches):
+                    hop.switches = switches
                     hops.append(hop)
                     // The frame is only sent once ARP/ND resolves the next hop (the gateway, or for a connected
                     // route the destination itself), and only the namespace owning that address answers. A
@@ -265,26 +282,67 @@ public struct PathPredictor {
     // MARK: Crossing links
 
     enum Crossing {
-        case next(namespace: Int, ingress: String, bridges: [String])
+        case next(namespace: Int, ingress: String, switches: [SwitchHop])
         case leaves(String)
     }
 
     func cross(from ns: Int, link: Link, nextHop: IPAddress, neighbour: Neighbour?) -> Crossing {
         let end = LinkEnd(namespace: ns, index: link.index, name: link.name)
+        let mac = neighbour?.linkAddress
         switch link.kind {
         case "veth":
             guard let peer = wiring.peer(of: end) else { return .leaves("the other end of \(link.name) is in a namespace nsinspect cannot see") }
-            if let bridge = wiring.bridges.first(where: { $0.ports.contains(peer) }) {
-                return throughBridge(bridge, from: peer, nextHop: nextHop, mac: neighbour?.linkAddress, depth: 0)
-            }
-            return .next(namespace: peer.namespace, ingress: peer.name, bridges: [])
+            return arrive(at: peer, nextHop: nextHop, mac: mac, depth: 0)
         case "bridge":
             guard let bridge = wiring.bridges.first(where: { $0.bridge == end }) else { return .leaves("bridge \(link.name) has no ports") }
-            return throughBridge(bridge, from: nil, nextHop: nextHop, mac: neighbour?.linkAddress, depth: 0)
+            return throughBridge(bridge, from: nil, nextHop: nextHop, mac: mac, depth: 0)
         default:
             let kind = link.kind ?? (link.typeName == "loopback" ? "loopback" : "a physical or unknown")
             return .leaves("\(link.name) is \(kind == "loopback" ? "the loopback" : "a \(kind)") link; nsinspect follows veths and bridges")
         }
+    }
+
+    /// A frame arrives on interface `end`: a port of a bridge or switch carries it on, anything else is
+    /// the next namespace's ingress.
+    func arrive(at end: LinkEnd, nextHop: IPAddress, mac: MACAddress?, depth: Int) -> Crossing {
+        if let bridge = wiring.bridge(withPort: end) {
+            return throughBridge(bridge, from: end, nextHop: nextHop, mac: mac, depth: depth)
+        }
+        if let sw = wiring.switch(withPort: end) {
+            return throughSwitch(sw, from: end, nextHop: nextHop, mac: mac, depth: depth)
+        }
+        return .next(namespace: end.namespace, ingress: end.name, switches: [])
+    }
+
+    /// Out of a bridge or switch by `port`, on to whatever is behind it; a further bridge or switch that
+    /// leads nowhere leaves the frame at the namespace of the port's peer.
+    func leave(by port: LinkEnd, note: SwitchHop, nextHop: IPAddress, mac: MACAddress?, depth: Int) -> Crossing {
+        guard let peer = wiring.peer(of: port) else { return .leaves("port \(port.name) leads nowhere nsinspect can see") }
+        if case .next(let n, let i, let further) = arrive(at: peer, nextHop: nextHop, mac: mac, depth: depth + 1) {
+            return .next(namespace: n, ingress: i, switches: [note] + further)
+        }
+        return .next(namespace: peer.namespace, ingress: peer.name, switches: [note])
+    }
+
+    /// Whether a frame for `nextHop` (to `mac`, when the sender's neighbour entry holds one) reaches the
+    /// namespace that owns it through `port` of a bridge or switch: the port's peer has that MAC or
+    /// address, or is itself a port of a bridge or switch one of whose other ports leads there.
+    func leads(_ port: LinkEnd, to nextHop: IPAddress, mac: MACAddress?, visited: inout Set<LinkEnd>) -> Bool {
+        guard visited.insert(port).inserted, let peer = wiring.peer(of: port) else { return false }
+        if let s = state(peer.namespace) {
+            if let mac { if s.link(index: peer.index)?.address == mac { return true } } else if owns(s, nextHop) { return true }
+        }
+        let others: [LinkEnd]
+        if let bridge = wiring.bridge(withPort: peer) {
+            others = bridge.ports.filter { $0 != peer }
+        } else if let sw = wiring.switch(withPort: peer) {
+            others = sw.ports.filter { $0 != peer }
+        } else {
+            return false
+        }
+        visited.insert(peer)
+        for other in others where leads(other, to: nextHop, mac: mac, visited: &visited) { return true }
+        return false
     }
 
     /// A frame enters `bridge` (from port `ingress`, or from the bridge's own namespace): the FDB says which
@@ -294,7 +352,7 @@ public struct PathPredictor {
         let ns = bridge.bridge.namespace
         guard depth < 8 else { return .leaves("more than 8 bridges in a row") }
         if let state = state(ns), owns(state, nextHop), state.addresses.contains(where: { $0.index == bridge.bridge.index && $0.local == nextHop }) {
-            return .next(namespace: ns, ingress: bridge.bridge.name, bridges: [])
+            return .next(namespace: ns, ingress: bridge.bridge.name, switches: [])
         }
         let ports = bridge.ports.filter { $0 != ingress }
         var chosen: LinkEnd?
@@ -305,19 +363,36 @@ public struct PathPredictor {
             chosen = port
             how = "FDB"
         } else {
-            chosen = ports.first { port in
-                guard let peer = wiring.peer(of: port), let s = state(peer.namespace) else { return false }
-                return owns(s, nextHop) || wiring.bridges.contains { $0.ports.contains(peer) }
-            }
+            var visited: Set<LinkEnd> = ingress.map { [$0] } ?? []
+            chosen = ports.first { leads($0, to: nextHop, mac: nil, visited: &visited) }
         }
         guard let port = chosen else { return .leaves("no port of bridge \(bridge.bridge.name) leads to \(nextHop)") }
-        let note = "\(bridge.bridge.name): port \(port.name) (\(how))"
-        guard let peer = wiring.peer(of: port) else { return .leaves("port \(port.name) of \(bridge.bridge.name) leads nowhere nsinspect can see") }
-        if let next = wiring.bridges.first(where: { $0.ports.contains(peer) }) {
-            if case .next(let n, let i, let b) = throughBridge(next, from: peer, nextHop: nextHop, mac: mac, depth: depth + 1) {
-                return .next(namespace: n, ingress: i, bridges: [note] + b)
-            }
+        let note = SwitchHop(kind: .bridge, name: bridge.bridge.name, namespace: ns, outPort: port.name, how: how, ports: [])
+        return leave(by: port, note: note, nextHop: nextHop, mac: mac, depth: depth)
+    }
+
+    /// A frame enters a switch the kernel's bridge does not run (Open vSwitch, or something in user space
+    /// with packet sockets): nothing here has its forwarding table, so the port is the one that leads to
+    /// the MAC the sender resolved the next hop to, or else to the namespace that owns the next hop.
+    func throughSwitch(_ sw: Wiring.Switch, from ingress: LinkEnd, nextHop: IPAddress, mac: MACAddress?, depth: Int) -> Crossing {
+        guard depth < 8 else { return .leaves("more than 8 bridges or switches in a row") }
+        let ports = sw.ports.filter { $0 != ingress }
+        var chosen: LinkEnd?
+        var how = "neighbour's MAC"
+        if let mac {
+            var visited: Set<LinkEnd> = [ingress]
+            chosen = ports.first { leads($0, to: nextHop, mac: mac, visited: &visited) }
         }
-        return .next(namespace: peer.namespace, ingress: peer.name, bridges: [note])
+        if chosen == nil {
+            how = "owner of \(nextHop)"
+            var visited: Set<LinkEnd> = [ingress]
+            chosen = ports.first { leads($0, to: nextHop, mac: nil, visited: &visited) }
+        }
+        let kind: SwitchHop.Kind = sw.kind == .openVSwitch ? .openVSwitch : .unmanaged
+        guard let port = chosen else {
+            return .leaves("no port of \(kind == .unmanaged ? "the unknown switch at \(ingress.name)" : "Open vSwitch \(sw.name ?? "")") leads to \(nextHop)")
+        }
+        let note = SwitchHop(kind: kind, name: sw.name, namespace: sw.namespace, outPort: port.name, how: how, ports: sw.ports.map(\.name))
+        return leave(by: port, note: note, nextHop: nextHop, mac: mac, depth: depth)
     }
 }

@@ -40,10 +40,95 @@ public struct Wiring: Sendable {
         public let reason: String
     }
 
+    /// A switch that is not a Linux bridge: Open vSwitch (its database names the bridge and its ports), or
+    /// an unmanaged one (ports with no master and no address whose frames something in user space moves
+    /// on: an Open vSwitch netdev datapath nsinspect cannot ask, a packet-socket forwarder).
+    public struct Switch: Sendable, Equatable {
+        public enum Kind: String, Sendable { case openVSwitch = "openvswitch", unmanaged }
+        public let kind: Kind
+        /// The switch's name (an Open vSwitch bridge); nil when nobody names it.
+        public let name: String?
+        public let namespace: Int
+        public let ports: [LinkEnd]
+
+        public init(kind: Kind, name: String?, namespace: Int, ports: [LinkEnd]) {
+            self.kind = kind
+            self.name = name
+            self.namespace = namespace
+            self.ports = ports
+        }
+    }
+
     public var vethPairs: [VethPair] = []
     public var bridges: [Bridge] = []
     public var stacked: [Stacked] = []
     public var unresolved: [Unresolved] = []
+    public var switches: [Switch] = []
+
+    /// The bridge or switch an interface is a port of.
+    public func bridge(withPort end: LinkEnd) -> Bridge? { bridges.first { $0.ports.contains(end) } }
+    public func `switch`(withPort end: LinkEnd) -> Switch? { switches.first { $0.ports.contains(end) } }
+
+    /// Namespaces that may hold an unmanaged switch: two or more veth ends without a master whose peers
+    /// are in other namespaces. Whether they are switch ports depends on their addresses (a router's
+    /// interfaces look the same without them), which the caller reads for these namespaces only and
+    /// hands to `findSwitches`.
+    public func switchCandidates(_ links: [[Link]]) -> [Int: [LinkEnd]] {
+        var candidates: [Int: [LinkEnd]] = [:]
+        for pair in vethPairs where pair.a.namespace != pair.b.namespace {
+            for end in [pair.a, pair.b] {
+                guard let link = links[end.namespace].first(where: { $0.index == end.index }), (link.master ?? 0) == 0 else { continue }
+                candidates[end.namespace, default: []].append(end)
+            }
+        }
+        return candidates.filter { $0.value.count >= 2 }
+    }
+
+    /// Open vSwitch's bridges as its database lists them: the bridge name and its ports' interface names.
+    public struct OVSBridge: Sendable, Equatable {
+        public let name: String
+        public let ports: [String]
+        public init(name: String, ports: [String]) {
+            self.name = name
+            self.ports = ports
+        }
+    }
+
+    /// Adds the switches: ports of Open vSwitch bridges (kernel datapath ports are enslaved to the
+    /// `openvswitch` link `ovs-system`; netdev datapath ports have no master), split by the database's
+    /// bridges when it could be read; and the candidates without any IPv4 or global IPv6 address, one
+    /// unmanaged switch per namespace. `addresses[i]` holds namespace i's addresses (candidates only).
+    public mutating func findSwitches(_ links: [[Link]], addresses: [Int: [InterfaceAddress]], ovs: [OVSBridge]?,
+                                      ovsNamespace: Int?) {
+        var claimed = Set<LinkEnd>()
+        // Bridges the database names, in the namespace its daemon runs in.
+        if let ovs, let ns = ovsNamespace {
+            for bridge in ovs {
+                let ports = bridge.ports.compactMap { name in
+                    links[ns].first { $0.name == name }.map { LinkEnd(namespace: ns, index: $0.index, name: $0.name) }
+                }.filter { !claimed.contains($0) && $0.name != bridge.name }
+                guard !ports.isEmpty else { continue }
+                switches.append(Switch(kind: .openVSwitch, name: bridge.name, namespace: ns, ports: ports))
+                claimed.formUnion(ports)
+            }
+        }
+        // Kernel datapath ports the database did not name: enslaved to an openvswitch link.
+        for (ns, list) in links.enumerated() {
+            let datapaths = Set(list.filter { $0.kind == "openvswitch" }.map(\.index))
+            guard !datapaths.isEmpty else { continue }
+            let ports = list.filter { datapaths.contains($0.master ?? 0) }.map { LinkEnd(namespace: ns, index: $0.index, name: $0.name) }
+                .filter { !claimed.contains($0) }
+            if !ports.isEmpty { switches.append(Switch(kind: .openVSwitch, name: nil, namespace: ns, ports: ports)) }
+            claimed.formUnion(ports)
+        }
+        for (ns, ends) in switchCandidates(links).sorted(by: { $0.key < $1.key }) {
+            let known = addresses[ns] ?? []
+            let ports = ends.filter { end in
+                !claimed.contains(end) && !known.contains { $0.index == end.index && ($0.family == .v4 || $0.scope == 0) }
+            }.sorted()
+            if ports.count >= 2 { switches.append(Switch(kind: .unmanaged, name: nil, namespace: ns, ports: ports)) }
+        }
+    }
 
     /// The other end of a veth, if it was found.
     public func peer(of end: LinkEnd) -> LinkEnd? {

@@ -54,6 +54,75 @@ public struct TimelineEntry: Sendable {
     public var offset: Int64
     public var namespace: String
     public var direction: TraceDirection
+    /// A copy of the packet that did not carry it on (a bridge's flooded copy, the copy a namespace's own
+    /// stack got while a packet socket took the frame): shown, but not part of the hops or the verdict.
+    public var isCopy: Bool = false
+}
+
+/// How a namespace passed a frame on without routing it: in on one port, out on another, TTL unchanged.
+public struct SwitchCrossing: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        /// A Linux bridge (ports enslaved to it: IFLA_MASTER names it).
+        case bridge
+        /// An Open vSwitch bridge, as its database names it (kernel or userspace datapath).
+        case openVSwitch = "openvswitch"
+        /// Something outside the kernel's bridge moved the frame (a userspace switch reading and writing
+        /// packet sockets, tc mirred, …): the ports have no master.
+        case unmanaged
+    }
+    public var kind: Kind
+    /// The bridge's or switch's name; nil for an unmanaged one.
+    public var name: String?
+    public var inPort: String
+    public var outPort: String
+
+    public init(kind: Kind, name: String?, inPort: String, outPort: String) {
+        self.kind = kind
+        self.name = name
+        self.inPort = inPort
+        self.outPort = outPort
+    }
+}
+
+/// An interface that belongs to a switch, as the trace command found it in the wiring: keyed by the
+/// namespace inode and ifindex the events carry.
+public struct SwitchPort: Sendable, Equatable, Hashable {
+    public var kind: SwitchCrossing.Kind
+    public var name: String?
+
+    public init(kind: SwitchCrossing.Kind, name: String?) {
+        self.kind = kind
+        self.name = name
+    }
+}
+
+public struct InterfaceKey: Sendable, Hashable {
+    public var netns: UInt32
+    public var ifindex: UInt32
+
+    public init(netns: UInt32, ifindex: UInt32) {
+        self.netns = netns
+        self.ifindex = ifindex
+    }
+}
+
+/// A drop of a copy of the probe that was not the probe's fate: the probe, or another copy of it, went on.
+public struct DiscardedCopy: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// In a namespace off the probe's way: a copy flooded by a bridge or switch that had not learned
+        /// the destination's MAC, discarded by a host it was not meant for.
+        case offPath = "off_path"
+        /// In a namespace the probe went through: its own stack discarded its copy while the frame went on
+        /// some other way (a packet socket took it: a userspace switch, a tap).
+        case left
+    }
+    public var kind: Kind
+    public var namespace: UInt32
+    public var label: String
+    public var direction: TraceDirection
+    /// The kernel's drop reason (its BTF name).
+    public var reason: String
+    public var place: String?
 }
 
 /// A namespace as the packet crossed it: in on one interface, out on another, the TTL on both sides,
@@ -79,8 +148,15 @@ public struct ObservedHop: Sendable, Equatable {
     /// is also the tuple the conntrack entry behind a rewrite is found by.
     public internal(set) var first: PacketHeaders?
     public internal(set) var last: PacketHeaders?
+    /// Set when the namespace passed the packet on at layer 2 (a bridge, a switch): no routed hop.
+    public var switching: SwitchCrossing?
+    var inIndex: UInt32 = 0
+    var outIndex: UInt32 = 0
 
+    /// In on one interface and out on another.
     public var forwards: Bool { inInterface != nil && outInterface != nil }
+    /// Forwarded by routing (the TTL went down), not switched.
+    public var routed: Bool { forwards && switching == nil }
 }
 
 /// Everything a trace learned about one probe.
@@ -92,6 +168,8 @@ public struct ProbeReport: Sendable {
     public var replyHops: [ObservedHop]
     /// The drop that ended the probe, if one was seen: the hop where it happened.
     public var drop: ObservedHop?
+    /// Copies of the probe (or of its answer) that were discarded while the packet itself went on.
+    public var discardedCopies: [DiscardedCopy]
     /// Routed hops the probe was seen to make (namespaces it went in and out of).
     public var observedRoutedHops: Int
     /// Routed hops by the reply's TTL: the responder's initial TTL minus the TTL on arrival.
@@ -124,10 +202,13 @@ public struct TraceAssembler {
     /// unreachable route, no route, forwarding off, a next hop nobody owns): a drop there is the
     /// prediction coming true, not a disagreement.
     public let predictedStop: (namespace: UInt32, why: String)?
+    /// Interfaces that are ports of a bridge or switch, so a hop through them is named (bridge s1).
+    public let switchPorts: [InterfaceKey: SwitchPort]
 
     public init(identity: Identity, labels: [UInt32: String], dropReasons: DropReasons, expected: [ExpectedHop],
                 initialTTL: Int = 64, requestedTTL: UInt8? = nil, predictedLoop: Bool = false,
-                predictedStop: (namespace: UInt32, why: String)? = nil) {
+                predictedStop: (namespace: UInt32, why: String)? = nil, switchPorts: [InterfaceKey: SwitchPort] = [:]) {
+        self.switchPorts = switchPorts
         self.predictedLoop = predictedLoop
         self.predictedStop = predictedStop
         self.identity = identity
@@ -270,30 +351,171 @@ public struct TraceAssembler {
     }
 
     func report(_ probe: SentProbe, _ events: [(PacketEvent, TraceDirection)]) -> ProbeReport {
-        let timeline = events.map { e, d in
-            TimelineEntry(event: e, offset: Int64(bitPattern: e.timestamp &- probe.sentAt), namespace: label(e.netns), direction: d)
+        let answered: Bool
+        switch probe.outcome {
+        case .reply, .reset, .icmpError: answered = true
+        case .timeout, .notSent: answered = false
         }
-        let requestHops = hops(events.filter { $0.1 == .request }.map(\.0), direction: .request)
-        let replies = events.filter { $0.1 == .reply }.map(\.0)
-        let replyHops = replies.contains(where: { $0.hook != .routeLookup && $0.hook != .routeLookup6 })
-            ? hops(replies, direction: .reply)
-            : hops(events.filter { $0.1 == .error }.map(\.0), direction: .error)
+        let answerDirection: TraceDirection = events.contains { $0.1 == .reply && Self.carriesPacket($0.0) } ? .reply : .error
+        let firstAnswer = events.first { $0.1 == answerDirection && Self.carriesPacket($0.0) }?.0
+        let origin = events.first { $0.1 == .request && Self.carriesPacket($0.0) }?.0.netns
+        let request = mainLine(events, direction: .request, answered: answered,
+                               end: firstAnswer.map { .before($0.timestamp, in: $0.netns) } ?? .unanswered)
+        let answer = mainLine(events, direction: answerDirection, answered: answered, end: origin.map { .arrival(in: $0) } ?? .unanswered)
+        let copies = request.copies.union(answer.copies)
+
+        let timeline = events.enumerated().map { i, pair in
+            TimelineEntry(event: pair.0, offset: Int64(bitPattern: pair.0.timestamp &- probe.sentAt), namespace: label(pair.0.netns),
+                          direction: pair.1, isCopy: copies.contains(i))
+        }
+        let requestHops = hops(request.events, direction: .request)
+        let replyHops = hops(answer.events, direction: answerDirection)
+        let discarded = discardedCopies(events, copies: copies, request: requestHops, answer: replyHops)
         let drop = requestHops.first { $0.drop != nil } ?? replyHops.first { $0.drop != nil }
-        let routed = requestHops.filter(\.forwards).count
+        let routed = requestHops.filter(\.routed).count
         var replyRouted: Int?
         if case .reply(let ttl?, _) = probe.outcome { replyRouted = initialTTL - Int(ttl) }
         let (verdict, agrees) = judge(probe, requestHops: requestHops, replyHops: replyHops, drop: drop, routed: routed,
                                       replyRouted: replyRouted, timeline: timeline)
         return ProbeReport(sequence: probe.sequence, outcome: probe.outcome, timeline: timeline, requestHops: requestHops,
-                           replyHops: replyHops, drop: drop, observedRoutedHops: routed, replyRoutedHops: replyRouted,
-                           verdict: verdict, agrees: agrees)
+                           replyHops: replyHops, drop: drop, discardedCopies: discarded, observedRoutedHops: routed,
+                           replyRoutedHops: replyRouted, verdict: verdict, agrees: agrees)
+    }
+
+    // MARK: The packet and its copies
+
+    /// Events that carry the packet itself (as opposed to a route lookup or an ICMP error made about it).
+    static func carriesPacket(_ event: PacketEvent) -> Bool {
+        switch event.hook {
+        case .transmit, .receive, .drop, .tcxIngress, .tcxEgress: true
+        case .routeLookup, .routeLookup6, .icmpSend, .neighbour: false
+        }
+    }
+
+    /// Drop reasons that say "this frame was not for me": a unicast probe's copy that reached a host it
+    /// was not addressed to. Never the probe's own fate while another copy went on.
+    static let copyReasons: Set<String> = ["OTHERHOST"]
+
+    /// Where one direction of a probe ends.
+    enum LineEnd {
+        /// The answer began at this time in this namespace: the packet went there.
+        case before(UInt64, in: UInt32)
+        /// The answer arrives back in the sender's namespace.
+        case arrival(in: UInt32)
+        case unanswered
+    }
+
+    /// The packet's way in one direction and the copies it left behind. A bridge that floods, a userspace
+    /// switch reading a packet socket, a tap: each makes copies of the frame, and every copy shows at the
+    /// hooks. The way of the packet itself is found backwards from where it ended (answered there,
+    /// arrived, or dropped): each event's predecessor is the last earlier sighting of the same sk_buff
+    /// (which survives veth crossings and routing), or, for a new sk_buff (a bridge's clone, the switch's
+    /// re-sent frame), the last arrival in the same namespace it was made from. Events of the direction
+    /// that are not on that way, and are not route lookups or ICMP errors of a namespace on it, belong to
+    /// copies.
+    func mainLine(_ events: [(PacketEvent, TraceDirection)], direction: TraceDirection, answered: Bool, end: LineEnd)
+        -> (events: [PacketEvent], copies: Set<Int>)
+    {
+        let indices = events.indices.filter { events[$0].1 == direction }
+        let packets = indices.filter { Self.carriesPacket(events[$0].0) }
+        guard !packets.isEmpty else { return (indices.map { events[$0].0 }, []) }
+        func event(_ i: Int) -> PacketEvent { events[i].0 }
+        func isCopyDrop(_ i: Int) -> Bool { event(i).hook == .drop && Self.copyReasons.contains(dropReasons.name(event(i).dropReason)) }
+
+        // Where it ended.
+        var terminal: Int?
+        switch end {
+        case .before(let time, let ns):
+            // The answered packet was taken by the responder, not dropped: neither a drop nor a sighting
+            // of an sk_buff dropped before the answer began can be where it ended.
+            let before = packets.filter { event($0).timestamp <= time }
+            let dropped = Set(before.filter { event($0).hook == .drop }.map { event($0).skb })
+            let alive = before.filter { !dropped.contains(event($0).skb) }
+            terminal = alive.last { event($0).netns == ns } ?? before.last { event($0).netns == ns } ?? alive.last ?? before.last
+        case .arrival(let ns):
+            terminal = packets.last { event($0).netns == ns }
+        default:
+            break
+        }
+        if terminal == nil {
+            // Unanswered: the last real drop; else where it was last seen, not counting copies dropped as
+            // "not for me" (and what else their sk_buff did).
+            let copySkbs = Set(packets.filter(isCopyDrop).map { event($0).skb })
+            terminal = packets.last { event($0).hook == .drop && !isCopyDrop($0) }
+                ?? packets.last { !copySkbs.contains(event($0).skb) || event($0).skb == 0 }
+                ?? packets.last
+        }
+        guard let terminal else { return (indices.map { events[$0].0 }, []) }
+
+        // Backwards from the end.
+        func isArrival(_ i: Int) -> Bool { event(i).hook == .receive || event(i).hook == .tcxIngress }
+        func isDeparture(_ i: Int) -> Bool { event(i).hook == .transmit || event(i).hook == .tcxEgress }
+        func predecessor(_ k: Int) -> Int? {
+            let e = event(packets[k])
+            let earlier = packets[..<k]
+            if e.skb != 0, let j = earlier.lastIndex(where: { event($0).skb == e.skb }), event(packets[j]).hook != .drop {
+                return j
+            }
+            // A new sk_buff (or the address of a freed one, reused).
+            if isArrival(packets[k]) {
+                return earlier.lastIndex { event($0).netns != e.netns && isDeparture($0) }
+            }
+            return earlier.lastIndex { event($0).netns == e.netns && isArrival($0) }
+                ?? earlier.lastIndex { event($0).netns == e.netns && event($0).hook != .drop }
+        }
+        var line: Set<Int> = []
+        var k = packets.firstIndex(of: terminal)!
+        var steps = 0
+        while steps <= packets.count {
+            line.insert(packets[k])
+            guard let j = predecessor(k) else { break }
+            k = j
+            steps += 1
+        }
+        // After the end, in the same namespace, the same sk_buff's end (the drop that follows the ICMP error
+        // the kernel sent about it, or the SYN freed after the reset).
+        let last = event(terminal)
+        for i in packets where i > terminal && event(i).netns == last.netns && event(i).skb == last.skb && last.skb != 0 {
+            line.insert(i)
+        }
+        let namespaces = Set(line.map { event($0).netns })
+        var kept: [PacketEvent] = []
+        var copies: Set<Int> = []
+        for i in indices {
+            if line.contains(i) || (!Self.carriesPacket(event(i)) && namespaces.contains(event(i).netns)) {
+                kept.append(event(i))
+            } else if Self.carriesPacket(event(i)) {
+                copies.insert(i)
+            }
+        }
+        return (kept, copies)
+    }
+
+    /// The drops among the copies, with where they happened and whether the packet's way passed there.
+    func discardedCopies(_ events: [(PacketEvent, TraceDirection)], copies: Set<Int>, request: [ObservedHop],
+                         answer: [ObservedHop]) -> [DiscardedCopy] {
+        var out: [DiscardedCopy] = []
+        for i in copies.sorted() where events[i].0.hook == .drop {
+            let (e, direction) = events[i]
+            let way = direction == .request ? request : answer
+            let reason = dropReasons.name(e.dropReason)
+            // The echo reply dropped after the raw socket took its copy is how a reply ends.
+            if direction == .reply && reason == "NO_SOCKET" { continue }
+            let onWay = way.contains { $0.namespace == e.netns }
+            out.append(DiscardedCopy(kind: onWay ? .left : .offPath, namespace: e.netns, label: label(e.netns), direction: direction,
+                                     reason: reason, place: e.ifname.isEmpty ? nil : "on input from \(e.ifname)"))
+        }
+        return out
     }
 
     /// Groups one direction's events by namespace, in time order.
     func hops(_ events: [PacketEvent], direction: TraceDirection) -> [ObservedHop] {
         var hops: [ObservedHop] = []
         for event in events {
-            if hops.last?.namespace != event.netns || event.netns == 0 {
+            let arrives = event.hook == .receive || event.hook == .tcxIngress
+            // A packet that left a namespace and arrives in it again (a veth with both ends in one
+            // namespace, as a host's own interface plugged into its bridge) starts a new visit.
+            if hops.last?.namespace != event.netns || event.netns == 0 || (arrives && hops.last?.outInterface != nil) {
                 hops.append(ObservedHop(namespace: event.netns, label: label(event.netns), rewrites: []))
             }
             var hop = hops.removeLast()
@@ -306,10 +528,12 @@ public struct TraceAssembler {
             case .receive, .tcxIngress:
                 if hop.inInterface == nil {
                     hop.inInterface = event.ifname
+                    hop.inIndex = event.ifindex
                     hop.ttlIn = event.packet?.ttl
                 }
             case .transmit, .tcxEgress:
                 hop.outInterface = event.ifname
+                hop.outIndex = event.ifindex
                 hop.ttlOut = event.packet?.ttl
             case .drop:
                 // The echo reply dropped after the raw socket took its copy is how a reply ends, not a drop.
@@ -340,8 +564,19 @@ public struct TraceAssembler {
         hops.removeAll { $0.first == nil && $0.drop == nil && $0.icmpSent == nil }
         for i in hops.indices {
             hops[i].rewrites = rewrites(hops[i].first, hops[i].last)
+            hops[i].switching = switching(hops[i])
         }
         return hops
+    }
+
+    /// A hop in on one interface and out on another with the TTL unchanged was switched, not routed (a
+    /// router always decrements it): named after the bridge or switch both ports belong to.
+    func switching(_ hop: ObservedHop) -> SwitchCrossing? {
+        guard let inPort = hop.inInterface, let outPort = hop.outInterface, let a = hop.ttlIn, let b = hop.ttlOut, a == b else { return nil }
+        let first = switchPorts[InterfaceKey(netns: hop.namespace, ifindex: hop.inIndex)]
+        let second = switchPorts[InterfaceKey(netns: hop.namespace, ifindex: hop.outIndex)]
+        let port = first == second ? first : (first ?? second)
+        return SwitchCrossing(kind: port?.kind ?? .unmanaged, name: port?.name, inPort: inPort, outPort: outPort)
     }
 
     /// What changed in the headers between the first and the last sighting in a namespace.
@@ -365,7 +600,9 @@ public struct TraceAssembler {
     func judge(_ probe: SentProbe, requestHops: [ObservedHop], replyHops: [ObservedHop], drop: ObservedHop?, routed: Int,
                replyRouted: Int?, timeline: [TimelineEntry]) -> (String, Bool) {
         let predicted = expected.filter(\.forwards).count
-        let observedPath = requestHops.map(\.namespace)
+        // Namespaces that only switched the probe are not on `path`'s list of hops (it names their bridges).
+        let observedHops = requestHops.filter { $0.switching == nil }
+        let observedPath = observedHops.map(\.namespace)
         // An ICMP error the probe earned explains a drop that goes with it (TTL expired, port closed).
         if case .icmpError(let type, let code, let from, let v6) = probe.outcome {
             let what = ICMPNames.describe(type: type, code: code, v6: v6)
@@ -399,8 +636,10 @@ public struct TraceAssembler {
             return ("reached \(last.label) over \(routed) routed hop\(routed == 1 ? "" : "s")"
                     + (expected.isEmpty ? "" : " (\(predicted) predicted by path)") + "; it answers with a TCP reset: nothing listens on that port", agrees)
         }
-        if let drop, let reason = drop.drop {
+        // A probe that got its answer was not dropped, whatever happened to copies of it.
+        if case .reply = probe.outcome {} else if let drop, let reason = drop.drop {
             var text = "dropped in \(drop.label)" + (drop.dropPlace.map { " " + $0 } ?? "") + ": \(reason)"
+                + (DropReasons.explanation(reason).map { " (\($0))" } ?? "")
             if let stop = predictedStop, stop.namespace == drop.namespace {
                 return (text + ", as path predicted (\(stop.why))", true)
             }
@@ -436,13 +675,13 @@ public struct TraceAssembler {
             let sameCount = Set(counts).count == 1
             let predictedPath = expected.map(\.namespace)
             if !expected.isEmpty, let diverge = Array(zip(observedPath, predictedPath)).firstIndex(where: { $0 != $1 }) {
-                return ("\(facts.joined(separator: ", ")); the probe went through \(requestHops[diverge].label) where path predicted \(expected[diverge].label)", false)
+                return ("\(facts.joined(separator: ", ")); the probe went through \(observedHops[diverge].label) where path predicted \(expected[diverge].label)", false)
             }
             if sameCount {
                 return (facts.joined(separator: " = ") + ": they agree", true)
             }
             if let r = replyRouted, r != routed {
-                return (facts.joined(separator: ", ") + ": the way back differs from the way there (\(replyHops.filter(\.forwards).map(\.label).joined(separator: ", ")))", false)
+                return (facts.joined(separator: ", ") + ": the way back differs from the way there (\(replyHops.filter(\.routed).map(\.label).joined(separator: ", ")))", false)
             }
             return (facts.joined(separator: ", ") + ": they differ", false)
         }

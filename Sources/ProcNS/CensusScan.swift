@@ -88,8 +88,11 @@ extension Census {
         }
 
         // 3. Descriptors: namespace files held open, threads elsewhere, sockets of another namespace.
+        // nsinspect's own threads (which enter namespaces to read them) and descriptors (the handles it
+        // opened to do so) are its work, not holders: they are never part of the census.
         var socketCache: [UInt64: UInt64] = [:]
-        for record in records {
+        let ownPID = options.live ? getpid() : -1
+        for record in records where record.pid != ownPID {
             for held in record.namespaceFDs {
                 touch(held.netInode)
                 byInode[held.netInode]!.fdHolders.append(FDHolder(pid: record.pid, fd: held.fd, command: command(record.pid)))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import JSONKit
 
 /// A container runtime's reference to a container, read from a process's cgroup path.
@@ -83,6 +86,22 @@ enum MininetName {
         for argument in cmdline.split(separator: 0) where argument.starts(with: "mininet:".utf8) {
             let name = String(decoding: argument.dropFirst("mininet:".count), as: UTF8.self)
             if !name.isEmpty { return name }
+        }
+        return nil
+    }
+
+    /// The process whose command line names Mininet node `name`, wherever it runs (a switch's or a
+    /// controller's shell stays in the host namespace, so the census gives the host no Mininet name).
+    /// Reads every process's command line: only for the error of a reference that matched nothing.
+    static func process(named name: String, procRoot: String) -> Int32? {
+        guard case .success(let entries) = Sys.listDirectory(procRoot) else { return nil }
+        let own = getpid()  // whose own command line names it (`nsinspect show mininet:s1`)
+        for entry in entries {
+            guard let pid = Int32(entry.name), pid != own,
+                case .success(let cmdline) = Sys.readFile("\(procRoot)/\(pid)/cmdline", limit: 4096, shortReadEnds: true),
+                parse(cmdline: cmdline) == name
+            else { continue }
+            return pid
         }
         return nil
     }

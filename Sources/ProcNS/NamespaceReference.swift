@@ -44,6 +44,14 @@ public enum NamespaceReference: Equatable, Hashable, Sendable, CustomStringConve
         return .name(text)
     }
 
+    /// A bare word of digits that fits a PID: `adopt 5701 NAME` means the process when no namespace is
+    /// called 5701.
+    public static func bareProcessID(_ word: String) -> Int32? {
+        guard !word.isEmpty, word.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let pid = Int32(word), pid > 0 else { return nil }
+        return pid
+    }
+
     public var description: String {
         switch self {
         case .name(let n): n
@@ -79,19 +87,65 @@ extension Census {
         case .name(let name):
             let netns = namespaces.filter { ns in ns.names.contains { $0.kind == .netns && $0.name == name } }
             if !netns.isEmpty { return netns }
-            return namespaces.filter { ns in ns.names.contains { $0.name == name } }
+            let named = namespaces.filter { ns in ns.names.contains { $0.name == name } }
+            if !named.isEmpty { return named }
+            // A bare number that names nothing is a process id (`nsinspect adopt 5701 scratch`).
+            if let pid = NamespaceReference.bareProcessID(name) { return matches(.pid(pid)) }
+            return []
         }
     }
 
-    /// Selects exactly one namespace, or says why not: nothing matched, or several did (listing them).
+    /// What a reference's kind could have been, for the error when it matches nothing: the names of that
+    /// kind here (`Mininet hosts here: h1 h2`), at most `limit` of them.
+    func candidates(for reference: NamespaceReference, limit: Int = 20) -> String? {
+        func list(_ names: [String], _ what: String) -> String? {
+            guard !names.isEmpty else { return nil }
+            let sorted = Array(Set(names)).sorted()
+            let shown = sorted.prefix(limit).joined(separator: " ")
+            return "\(what) here: \(shown)" + (sorted.count > limit ? " … (\(sorted.count) in all)" : "")
+        }
+        switch reference {
+        case .qualified(let kind, _):
+            let names = namespaces.flatMap { ns in ns.names.filter { $0.kind == kind }.map(\.name) }
+            let what: String
+            switch kind {
+            case .docker: what = "Docker containers"
+            case .podman: what = "podman containers"
+            case .containerd: what = "containerd containers"
+            case .nspawn: what = "systemd-nspawn machines"
+            case .mininet: what = "Mininet hosts"
+            case .netns, .host: what = "names"
+            }
+            return list(names, what) ?? "no \(what) here"
+        case .name:
+            return list(namespaces.flatMap { ns in ns.names.filter { $0.kind != .host }.map(\.reference) }, "names")
+        default:
+            return nil
+        }
+    }
+
+    /// Selects exactly one namespace, or says why not: nothing matched (with what would have), or several
+    /// did (listing them).
     public func select(_ reference: NamespaceReference) throws(OperationError) -> NetNamespace {
         let found = matches(reference)
         if found.count == 1 { return found[0] }
         if found.isEmpty {
             var reason = "no such namespace"
-            if case .name = reference {
-                reason += " (not in \(options.netnsDirectory), and no container, Mininet host or lab of that name)"
+            switch reference {
+            case .name(let name):
+                reason += " (not in \(options.netnsDirectory), and no container, Mininet host or lab of that name"
+                    + (NamespaceReference.bareProcessID(name).map { ", and no process \($0)" } ?? "") + ")"
+            case .qualified(.mininet, let name):
+                if let pid = MininetName.process(named: name, procRoot: options.procRoot),
+                    let host = hostID, Sys.readLink("\(options.procRoot)/\(pid)/ns/net").success.flatMap({ NamespaceID.inode(fromLink: $0) }) == host.inode {
+                    throw OperationError("", reference.description, "a Mininet switch or controller (pid \(pid)): it stays in the host namespace; use `host`")
+                }
+            case .pid(let pid):
+                reason = "no process \(pid)"
+            default:
+                break
             }
+            if let candidates = candidates(for: reference) { reason += "; " + candidates }
             throw OperationError("", reference.description, reason)
         }
         let candidates = found.map { ns in
@@ -143,6 +197,14 @@ public struct NamespaceResolver {
                 }
             }
             let census = try census()
+            if let pid = NamespaceReference.bareProcessID(name), !census.namespaces.contains(where: { ns in ns.names.contains { $0.name == name } }) {
+                // Not a name: the process (opened through its pidfd, like pid:N, even when the census missed it).
+                do {
+                    return try NamespaceHandle.of(pid: pid)
+                } catch {
+                    throw OperationError("", name, "no namespace is named \(name), and process \(pid): \(error.reason)")
+                }
+            }
             return try census.open(census.select(reference))
         case .inode, .qualified:
             let census = try census()

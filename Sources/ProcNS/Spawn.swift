@@ -104,6 +104,22 @@ public struct Spawner {
         return nil
     }
 
+    /// Why `program` cannot be started, with the exit status shells, `nsenter` and `ip netns exec` give
+    /// for it: 127 when there is no such file or command, 126 when it is there but cannot be executed.
+    public static func launchProblem(_ program: String) -> (status: Int32, reason: String)? {
+        guard program.contains("/") else {
+            return resolveExecutable(program) == nil ? (127, "command not found") : nil
+        }
+        var st = Glibc.stat()
+        guard nsi_stat(program, &st) == 0 else {
+            let e = Errno.current
+            return (e == .ENOENT || e == .ENOTDIR ? 127 : 126, "\(e)")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return (126, "is a directory") }
+        if access(program, X_OK) != 0 { return (126, "\(Errno.current)") }
+        return nil
+    }
+
     /// Pairs of /etc/netns/NAME/FILE and /etc/FILE to bind-mount, as iproute2's bind_etc does.
     static func etcBinds(for name: String) -> [String] {
         guard case .success(let entries) = Sys.listDirectory("/etc/netns/" + name) else { return [] }

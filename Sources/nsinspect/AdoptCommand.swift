@@ -39,6 +39,19 @@ struct AdoptCommand: NSCommand {
         if !symlink { try requireCapabilities([.sysAdmin], for: "adopt") }
         var resolver = NamespaceResolver()
         let handle = try resolver.resolve(reference!)
+        // Adopting again under the name it already has is done already, not a clash.
+        switch names.entry(name!) {
+        case .bindMount(let inode) where inode == handle.id.inode && !symlink,
+             .symlink(_, let inode?) where inode == handle.id.inode && symlink:
+            if common.json {
+                report([(name!, names.directory + "/" + name!, handle.id, described(reference!, handle))])
+            } else {
+                Output.line("\(name!) already names \(described(reference!, handle)) (ino:\(handle.id.inode)): nothing to do")
+            }
+            return
+        default:
+            break
+        }
         let path: String
         if symlink {
             let target = try symlinkTarget(reference: reference!, handle: handle, resolver: &resolver)
@@ -47,7 +60,13 @@ struct AdoptCommand: NSCommand {
         } else {
             path = try names.bind(handle, as: name!, force: force)
         }
-        report([(name!, path, handle.id, reference!)])
+        report([(name!, path, handle.id, described(reference!, handle))])
+    }
+
+    /// The reference as it was taken: a bare number is the process unless a namespace has that name.
+    private func described(_ reference: String, _ handle: NamespaceHandle) -> String {
+        guard let pid = NamespaceReference.bareProcessID(reference) else { return reference }
+        return handle.origin == reference ? "the namespace named \(reference)" : "pid:\(pid)"
     }
 
     /// Where a symlink should point: the namespace link of a process when there is one, else the path of
@@ -121,7 +140,8 @@ struct AdoptCommand: NSCommand {
             return
         }
         for m in made {
-            Output.line("adopted \(m.from) (ino:\(m.id.inode)) as \(m.name): `ip netns exec \(m.name) …` works now")
+            let inode = "ino:\(m.id.inode)"
+            Output.line("adopted \(m.from)\(m.from == inode ? "" : " (\(inode))") as \(m.name): `ip netns exec \(m.name) …` works now")
         }
     }
 }

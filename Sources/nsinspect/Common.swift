@@ -26,3 +26,26 @@ extension NSCommand {
 func requireCapabilities(_ capabilities: [Capability], for operation: String) throws(OperationError) {
     try Capability.require(capabilities, for: operation)
 }
+
+/// Range checks for numeric options, run where they are parsed (`validate()`), so a bad number is one
+/// line (`trace: --count: must be 1–1000, got 0`, exit 64) and never reaches arithmetic that could trap.
+enum OptionCheck {
+    static func range<T: Comparable>(_ option: String, _ value: T?, _ range: ClosedRange<T>) throws {
+        guard let value, !range.contains(value) else { return }
+        throw ValidationError("\(option): must be \(range.lowerBound)–\(range.upperBound), got \(value)")
+    }
+
+    /// The longest a `--duration` may be: a week, in seconds.
+    static let maximumSeconds = 7.0 * 86_400
+
+    /// A finite, positive number of seconds up to a week.
+    static func seconds(_ option: String, _ value: Double?) throws {
+        guard let value else { return }
+        guard value.isFinite, value > 0, value <= maximumSeconds else {
+            throw ValidationError("\(option): must be a number of seconds above 0 and at most \(Int(maximumSeconds)) (a week), got \(value)")
+        }
+    }
+
+    /// Seconds as nanoseconds, for deadlines on the monotonic clock (checked by `seconds` first).
+    static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64((seconds * 1e9).rounded()) }
+}

@@ -33,8 +33,8 @@ struct ConntrackCommand: NSCommand {
     func validate() throws {
         guard !references.isEmpty else { throw ValidationError("name at least one namespace") }
         if !watch && (duration != nil || count != nil) { throw ValidationError("--duration and --count go with --watch") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration must be a positive number of seconds") }
-        if let count, count <= 0 { throw ValidationError("--count must be at least 1") }
+        try OptionCheck.seconds("--duration", duration)
+        try OptionCheck.range("--count", count, 1...Int(Int32.max))
     }
 
     func run() throws {
@@ -355,7 +355,7 @@ struct ConntrackWatch {
         }
 
         let start = monotonicNanoseconds()
-        let end = duration.map { start + UInt64($0 * 1e9) }
+        let end = duration.map { start + OptionCheck.nanoseconds($0) }
         var printed = 0
         var lastCheck = start, lastCensusCheck = start
         var out = OutputBuffer()

@@ -43,7 +43,7 @@ struct GraphCommand: NSCommand {
                 return i
             })
         }
-        let graph = TopologyGraph(wiring: open.wiring(links), labels: open.labels, links: links, focus: focus,
+        let graph = TopologyGraph(wiring: open.wiringWithSwitches(links), labels: open.labels, links: links, focus: focus,
                                   inodes: open.inodes)
         switch common.json ? .json : format {
         case .text: Output.write(graph.text())
@@ -73,6 +73,8 @@ struct TopologyGraph {
     /// What is drawn, in every format: the parts of `wiring` inside `shown`.
     let vethPairs: [Wiring.VethPair]
     let bridges: [Wiring.Bridge]
+    /// Switches that are not Linux bridges (Open vSwitch, unmanaged userspace ones).
+    let switches: [Wiring.Switch]
     let stacked: [Wiring.Stacked]
     let unresolved: [Wiring.Unresolved]
 
@@ -93,12 +95,14 @@ struct TopologyGraph {
         } else {
             for (a, b) in relations { shown.insert(a); shown.insert(b) }
             for bridge in wiring.bridges { shown.insert(bridge.bridge.namespace) }
+            for sw in wiring.switches { shown.insert(sw.namespace) }
             for s in wiring.stacked { shown.insert(s.child.namespace) }
             for u in wiring.unresolved { shown.insert(u.end.namespace) }
         }
         self.shown = shown
         vethPairs = wiring.vethPairs.filter { shown.contains($0.a.namespace) && shown.contains($0.b.namespace) }
         bridges = wiring.bridges.filter { shown.contains($0.bridge.namespace) }
+        switches = wiring.switches.filter { shown.contains($0.namespace) }
         stacked = wiring.stacked.filter { s in shown.contains(s.child.namespace) && s.parent.map { shown.contains($0.namespace) } != false }
         unresolved = wiring.unresolved.filter { shown.contains($0.end.namespace) }
     }
@@ -117,6 +121,24 @@ struct TopologyGraph {
         bridges.first { $0.ports.contains(end) }?.bridge
     }
 
+    /// The node of the bridge or switch an interface is a port of, if any.
+    private func switchNode(of end: LinkEnd) -> String? {
+        if let b = bridge(of: end) { return bridgeID(b) }
+        return switches.first { $0.ports.contains(end) }.map(switchID)
+    }
+
+    private func switchID(_ sw: Wiring.Switch) -> String { "sw\(sw.namespace)_\(sw.ports.first?.index ?? 0)" }
+
+    /// `s2 (Open vSwitch) in host`, `unmanaged switch in host`.
+    func switchTitle(_ sw: Wiring.Switch) -> String {
+        switch sw.kind {
+        case .openVSwitch: "\(sw.name ?? "ovs-system") (Open vSwitch) in \(labels[sw.namespace])"
+        case .unmanaged: "unmanaged switch in \(labels[sw.namespace])"
+        }
+    }
+
+    static let unmanagedNote = "switch port (unmanaged): no bridge; a userspace switch such as Open vSwitch?"
+
     struct Edge {
         var from: String
         var to: String
@@ -131,18 +153,20 @@ struct TopologyGraph {
     var edges: [Edge] {
         var out: [Edge] = []
         for pair in vethPairs {
-            let ba = bridge(of: pair.a), bb = bridge(of: pair.b)
-            let from = ba.map(bridgeID) ?? nodeID(pair.a.namespace)
-            let to = bb.map(bridgeID) ?? nodeID(pair.b.namespace)
+            let from = switchNode(of: pair.a) ?? nodeID(pair.a.namespace)
+            let to = switchNode(of: pair.b) ?? nodeID(pair.b.namespace)
             out.append(Edge(from: from, to: to, label: "\(pair.a.name) — \(pair.b.name)", kind: "veth"))
         }
         for s in stacked {
             guard let parent = s.parent else { continue }
-            out.append(Edge(from: nodeID(s.child.namespace), to: bridge(of: parent).map(bridgeID) ?? nodeID(parent.namespace),
+            out.append(Edge(from: nodeID(s.child.namespace), to: switchNode(of: parent) ?? nodeID(parent.namespace),
                             label: "\(s.kind) \(s.child.name) on \(parent.name)", kind: s.kind))
         }
         for b in bridges {
             out.append(Edge(from: bridgeID(b.bridge), to: nodeID(b.bridge.namespace), label: b.bridge.name, kind: "bridge"))
+        }
+        for sw in switches {
+            out.append(Edge(from: switchID(sw), to: nodeID(sw.namespace), label: sw.name ?? "switch", kind: "bridge"))
         }
         return out
     }
@@ -163,6 +187,16 @@ struct TopologyGraph {
             }
             out += "bridge  \(b.bridge.name) in \(labels[b.bridge.namespace]): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))\n"
         }
+        for sw in switches {
+            let ports = sw.ports.map { port -> String in
+                if let peer = drawnPeer(of: port), peer.namespace != port.namespace {
+                    return "\(port.name) (── \(peer.name) \(labels[peer.namespace]))"
+                }
+                return port.name
+            }
+            out += "switch  \(switchTitle(sw)): \(ports.joined(separator: ", "))\n"
+            if sw.kind == .unmanaged { out += "        \(Self.unmanagedNote)\n" }
+        }
         for s in stacked {
             out += "\(s.kind.padding(toLength: 8))\(end(s.child)) on \(s.parent.map(end) ?? "an unseen parent")\n"
         }
@@ -181,6 +215,9 @@ struct TopologyGraph {
         for ns in shown.sorted() { out += "  \(nodeID(ns)) [label=\(Self.quoted(labels[ns]))];\n" }
         for b in bridges {
             out += "  \(bridgeID(b.bridge)) [label=\(Self.quoted("\(b.bridge.name)\nbridge in \(labels[b.bridge.namespace])")), shape=ellipse, style=solid];\n"
+        }
+        for sw in switches {
+            out += "  \(switchID(sw)) [label=\(Self.quoted(switchTitle(sw).replacingAll(" in ", "\nin "))), shape=ellipse, style=dashed];\n"
         }
         for e in edges {
             let style = e.kind == "bridge" ? ", style=dotted" : e.kind == "veth" ? "" : ", style=dashed"
@@ -202,6 +239,9 @@ struct TopologyGraph {
         for ns in shown.sorted() { out += "  \(nodeID(ns))[\(Self.mermaidText(labels[ns]))]\n" }
         for b in bridges {
             out += "  \(bridgeID(b.bridge))([\(Self.mermaidText("\(b.bridge.name) (bridge in \(labels[b.bridge.namespace]))"))])\n"
+        }
+        for sw in switches {
+            out += "  \(switchID(sw))([\(Self.mermaidText(switchTitle(sw)))])\n"
         }
         for e in edges {
             let arrow = e.kind == "veth" ? "---" : "-.-"
@@ -246,6 +286,21 @@ struct TopologyGraph {
                 var p = JSONObjectBuilder()
                 p.add("ifname", port.name)
                 p.add("ifindex", port.index)
+                if let peer = drawnPeer(of: port) { p.add("peer", endJSON(peer)) }
+                return p.json
+            }))
+            return o.json
+        }))
+        root.add("switches", .array(switches.map { sw in
+            var o = JSONObjectBuilder()
+            o.add("kind", sw.kind.rawValue)
+            o.add("name", sw.name)
+            o.add("netns", labels[sw.namespace])
+            o.add("ports", .array(sw.ports.map { port in
+                var p = JSONObjectBuilder()
+                p.add("ifname", port.name)
+                p.add("ifindex", port.index)
+                p.add("role", sw.kind == .unmanaged ? "switch port (unmanaged)" : "switch port")
                 if let peer = drawnPeer(of: port) { p.add("peer", endJSON(peer)) }
                 return p.json
             }))

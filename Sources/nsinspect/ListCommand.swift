@@ -178,6 +178,23 @@ enum ListRendering {
         return parts
     }
 
+    /// The first process's command in at most 32 characters; when cut, its last word (`mininet:h1`, the
+    /// name a runtime passed) stays: `bash --norc … mininet:h1`.
+    static func commandColumn(_ command: String, limit: Int = 32) -> String {
+        guard command.count > limit else { return command }
+        let words = command.split(separator: " ")
+        if words.count > 1, let last = words.last, last.count + 3 + 4 <= limit {
+            let budget = limit - last.count - 3
+            var head = ""
+            for word in words.dropLast() {
+                guard head.count + word.count + (head.isEmpty ? 0 : 1) <= budget else { break }
+                head += (head.isEmpty ? "" : " ") + word
+            }
+            if !head.isEmpty { return head + " … " + last }
+        }
+        return String(command.prefix(limit - 1)) + "…"
+    }
+
     static func names(_ ns: NetNamespace) -> String {
         guard !ns.names.isEmpty else { return "*" }
         return ns.names.map { $0.reference + ($0.isSymlink ? "(symlink)" : "") }.joined(separator: ",")
@@ -196,7 +213,7 @@ enum ListRendering {
             ? Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "IFACES", "ADDRS", "HOLDERS")
             : Table("NS", "NSID", "NPROCS", "PID", "COMMAND", "NAMES", "HOLDERS")
         for ns in census.namespaces {
-            let command = ns.firstProcess.map { String($0.command.prefix(32)) } ?? "-"
+            let command = ns.firstProcess.map { commandColumn($0.command) } ?? "-"
             let found = facts[ns.id.inode]
             var row = [String(ns.id.inode), found?.nsid?.description ?? "?", String(ns.processCount),
                        ns.firstProcess.map { String($0.pid) } ?? "-", command, names(ns)]
@@ -214,25 +231,46 @@ enum ListRendering {
             for name in census.brokenNames { broken.add(name.name, name.problem.description) }
             out += broken.render()
         }
+        // The notes under the table, one block after one blank line.
+        var notes: [String] = []
         let unnamed = census.namespaces.filter(\.isUnnamed)
         if !unnamed.isEmpty {
             let example = unnamed.first!.reference
-            out += "\n* \(unnamed.count) namespace\(unnamed.count == 1 ? " has" : "s have") no name that ip netns, a container runtime or Mininet knows. "
-                + "Name one with `nsinspect adopt \(example) NAME`.\n"
+            notes.append("* \(unnamed.count) namespace\(unnamed.count == 1 ? " has" : "s have") no name that ip netns, a container runtime or Mininet knows. "
+                + "Name one with `nsinspect adopt \(example) NAME`.")
         }
         let hidden = census.namespaces.filter { !$0.isUnnamed && !$0.isHost && !$0.hasNetnsName }
         if !hidden.isEmpty {
             let refs = hidden.prefix(4).map(\.reference).joined(separator: ", ")
-            out += "\(hidden.count) named namespace\(hidden.count == 1 ? " is" : "s are") invisible to `ip netns` (\(refs)\(hidden.count > 4 ? ", …" : "")): "
-                + "`nsinspect adopt --auto` names them in \(census.options.netnsDirectory).\n"
+            notes.append("\(hidden.count) named namespace\(hidden.count == 1 ? " is" : "s are") invisible to `ip netns` (\(refs)\(hidden.count > 4 ? ", …" : "")): "
+                + "`nsinspect adopt --auto` names them in \(census.options.netnsDirectory).")
         }
-        if verbose {
-            out += "\nScan: \(census.problems.vanishedProcesses) process(es) exited mid-scan, \(census.problems.denied.count) read(s) refused.\n"
-            for denied in census.problems.denied.prefix(50) { out += "  \(denied.path): \(denied.errno)\n" }
-        } else if !census.problems.denied.isEmpty {
-            out += "\n\(census.problems.denied.count) read(s) refused (EACCES); `--verbose` lists them.\n"
-        }
+        notes += scanNotes(census, verbose: verbose)
+        if !notes.isEmpty { out += "\n" + notes.joined(separator: "\n") + "\n" }
         return out
+    }
+
+    /// What the scan could not read. A refused read of pid 1's namespace, where the host namespace was
+    /// found through kthreadd (a sandbox's or a VM's init that holds more privileges than root here),
+    /// changes nothing in the table: it is said only with --verbose. Other refused reads may hide a
+    /// namespace: they are said once, with why, and --verbose lists them.
+    static func scanNotes(_ census: Census, verbose: Bool) -> [String] {
+        let denied = census.problems.denied
+        let initOnly = denied.filter { $0.path.hasPrefix(census.options.procRoot + "/1/") }
+        let mattering = denied.count - initOnly.count
+        var notes: [String] = []
+        if verbose {
+            notes.append("\nScan: \(census.problems.vanishedProcesses) process(es) exited mid-scan, \(denied.count) read(s) refused.")
+            for d in denied.prefix(50) { notes.append("  \(d.path): \(d.errno)") }
+            if !initOnly.isEmpty, census.hostID != nil {
+                notes.append("  (pid 1 is not readable even as root: an init with more privileges than nsinspect, as in a sandbox or VM; "
+                             + "the host namespace is kthreadd's, and nothing else is missing for it)")
+            }
+        } else if mattering > 0 {
+            notes.append("\(mattering) read\(mattering == 1 ? " was" : "s were") refused (EACCES: processes or mounts that run with more "
+                         + "privileges than nsinspect); namespaces only they hold may be missing. `--verbose` lists them.")
+        }
+        return notes
     }
 
     static func json(_ census: Census, facts: [UInt64: NamespaceFacts]) -> JSON {

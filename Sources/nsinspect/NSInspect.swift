@@ -29,7 +29,7 @@ struct NSInspect: ParsableCommand {
         do {
             command = try parseAsRoot()
         } catch {
-            exit(withError: error)
+            usageError(error, operation: subcommandName(CommandLine.arguments.dropFirst()))
         }
         do {
             try command.run()
@@ -45,11 +45,36 @@ struct NSInspect: ParsableCommand {
             // `--help` (and a root command run without a subcommand) parse into ArgumentParser's own help
             // command, whose run() throws the help request: ArgumentParser prints it and exits 0 (and a
             // ValidationError thrown from run() gets its usage line). Only other errors are ours to print.
-            if exitCode(for: error) != .failure { exit(withError: error) }
             let operation = (type(of: command) as? any NSCommand.Type)?.operationName ?? "nsinspect"
+            if exitCode(for: error) != .failure { usageError(error, operation: operation) }
             Output.warn("\(operation): \(error)")
             Glibc.exit(1)
         }
+    }
+}
+
+extension NSInspect {
+    /// A command line that does not parse or validate: one line, `OPERATION: MESSAGE`, and exit status 64
+    /// (EX_USAGE), the usage only on request (`--help`). Help and version requests print as usual.
+    static func usageError(_ error: any Error, operation: String) -> Never {
+        let code = exitCode(for: error)
+        if code == .success { exit(withError: error) }
+        var text = message(for: error)
+        if text.hasPrefix("Error: ") { text.removeFirst(7) }
+        Output.warn("\(operation): \(text.split(separator: "\n").first.map(String.init) ?? text)")
+        Glibc.exit(code.rawValue)
+    }
+
+    /// The subcommand a command line names (`lab up`, `trace`), for its errors.
+    static func subcommandName(_ arguments: ArraySlice<String>) -> String {
+        var names: [String] = []
+        var commands: [ParsableCommand.Type] = configuration.subcommands
+        for argument in arguments {
+            guard let next = commands.first(where: { $0.configuration.commandName == argument }) else { break }
+            names.append(argument)
+            commands = next.configuration.subcommands
+        }
+        return names.isEmpty ? "nsinspect" : names.joined(separator: " ")
     }
 }
 

@@ -56,6 +56,20 @@ struct OpenNamespaces {
         return map
     }
 
+    /// The wiring with the switches that are not Linux bridges: Open vSwitch bridges, and unmanaged ones
+    /// (masterless veth ends without addresses; their addresses are read only in the namespaces that have
+    /// two or more such ends).
+    func wiringWithSwitches(_ links: [[Link]]) -> Wiring {
+        var wiring = self.wiring(links)
+        var addresses: [Int: [InterfaceAddress]] = [:]
+        for ns in wiring.switchCandidates(links).keys {
+            addresses[ns] = (try? NetlinkSession(in: handles[ns], label: labels[ns]).addresses()) ?? []
+        }
+        let host = census.hostID.flatMap { id in namespaces.firstIndex { $0.id == id } }
+        wiring.findSwitches(links, addresses: addresses, ovs: nil, ovsNamespace: host)
+        return wiring
+    }
+
     /// Builds the wiring from link snapshots, asking a namespace for nsids only where indexes are ambiguous.
     func wiring(_ links: [[Link]]) -> Wiring {
         var sockets: [Int: NetlinkSocket] = [:]

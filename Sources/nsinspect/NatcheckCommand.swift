@@ -34,16 +34,20 @@ struct NatcheckCommand: NSCommand {
     @Option(help: "A namespace outside the NAT to send to and from.") var outside: String
     @Option(help: "Another outside namespace, to send the never-contacted probe from (instead of a temporary address).")
     var secondOutside: String?
-    @Option(help: "Bind the inside socket to this port (for a NAT whose DNAT points at a fixed port).")
-    var insidePort: UInt16?
+    @Option(help: "Bind the inside socket to this port (for a NAT whose DNAT points at a fixed port; 1–65535).")
+    var insidePort: Int?
     @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        try OptionCheck.range("--inside-port", insidePort, 1...65535)
+    }
 
     func run() throws {
         try requireCapabilities([.sysAdmin, .netAdmin], for: "natcheck")
         var resolver = NamespaceResolver()
         func open(_ reference: String) throws -> NamedNamespace { NamedNamespace(try resolver.resolve(reference), label: reference) }
         let report = try NATCheck.run(nat: try open(nat), inside: try open(inside), outside: try open(outside),
-                                      secondOutside: try secondOutside.map(open), insidePort: insidePort)
+                                      secondOutside: try secondOutside.map(open), insidePort: insidePort.map { UInt16($0) })
         if common.json {
             Output.json(report.json)
         } else {

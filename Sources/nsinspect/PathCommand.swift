@@ -17,7 +17,7 @@ final class PathContext {
         for result in try open.snapshots(.links) {
             links.append((try? result.get().state.links) ?? [])
         }
-        wiring = open.wiring(links)
+        wiring = open.wiringWithSwitches(links)
     }
 
     func state(_ i: Int) -> NamespaceState? {
@@ -132,7 +132,7 @@ struct PathRendering {
             var route = hop.route ?? (hop.namespace == prediction.end.namespace && prediction.delivered ? "local" : "-")
             if hop.forwards { route += "  (forwards)" }
             table.add(labels[hop.namespace], io, route, hop.nextHop?.description ?? "-", hop.neighbour ?? (hop.outInterface == nil ? "" : "none yet"))
-            for bridge in hop.bridges { table.add("", "  via bridge", bridge, "", "") }
+            for crossing in hop.switches { table.add("", "  via", describe(crossing), "", "") }
         }
         out += table.render()
         out += Output.styled(endText(prediction.end), prediction.delivered ? .green : .red) + "\n"
@@ -141,7 +141,25 @@ struct PathRendering {
             out += "\(n) routed hop\(n == 1 ? "" : "s"): a reply sent with ttl 64 arrives with ttl \(64 - n) if the way back is symmetric\n"
         }
         for note in prediction.notes { out += "note: \(note)\n" }
+        var described: [[String]] = []
+        for crossing in prediction.hops.flatMap(\.switches) where crossing.kind == .unmanaged && !described.contains(crossing.ports) {
+            described.append(crossing.ports)
+            out += "note: the unknown switch in \(labels[crossing.namespace]) has ports \(crossing.ports.joined(separator: ", ")): "
+                + "no bridge (no master, no address); a userspace switch such as Open vSwitch?\n"
+        }
         return out
+    }
+
+    /// `bridge br0 in sw: port p3 (FDB)`: the bridge or switch, the namespace it lives in, the port out.
+    func describe(_ crossing: SwitchHop) -> String {
+        let place = labels[crossing.namespace]
+        let what: String
+        switch crossing.kind {
+        case .bridge: what = "bridge \(crossing.name ?? "?") in \(place)"
+        case .openVSwitch: what = "Open vSwitch \(crossing.name.map { $0 + " " } ?? "")in \(place)"
+        case .unmanaged: what = "an unknown switch in \(place)"
+        }
+        return "\(what): port \(crossing.outPort) (\(crossing.how))"
     }
 
     func json() -> JSON {
@@ -157,7 +175,16 @@ struct PathRendering {
             h.add("next_hop", hop.nextHop?.description)
             h.add("neighbour", hop.neighbour)
             h.add("forwards", hop.forwards)
-            h.add("bridges", strings: hop.bridges)
+            h.add("switches", .array(hop.switches.map { crossing in
+                var c = JSONObjectBuilder()
+                c.add("kind", crossing.kind.rawValue)
+                c.add("name", crossing.name)
+                c.add("netns", labels[crossing.namespace])
+                c.add("out", crossing.outPort)
+                c.add("how", crossing.how)
+                if crossing.kind == .unmanaged { c.add("ports", strings: crossing.ports) }
+                return c.json
+            }))
             return h.json
         }))
         o.add("delivered", prediction.delivered)

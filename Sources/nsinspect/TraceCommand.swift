@@ -30,8 +30,8 @@ struct TraceCommand: NSCommand {
     @Argument(help: "The destination: a namespace (its first global address) or an address.") var to: String
     @Option(name: .shortAndLong, help: "Number of probes.") var count: Int = 3
     @Option(name: .customLong("proto"), help: "icmp, udp or tcp.") var proto: ProbeProtocol = .icmp
-    @Option(help: "Destination port for udp/tcp probes.") var port: UInt16?
-    @Option(help: "TTL (hop limit) of the probes.") var ttl: UInt8?
+    @Option(help: "Destination port for udp/tcp probes (1–65535).") var port: Int?
+    @Option(help: "TTL (hop limit) of the probes (1–255).") var ttl: Int?
     @Option(name: .customLong("to"), help: "Send to this address instead of B's first address.") var address: String?
     @Flag(name: .customShort("6"), help: "Use B's IPv6 address.") var ipv6 = false
     @Flag(help: "Trace existing traffic between A and B instead of sending probes.") var passive = false
@@ -41,11 +41,16 @@ struct TraceCommand: NSCommand {
     @Option(help: "Write this file once the probes are attached (removed when the trace ends).") var readyFile: String?
     @OptionGroup var common: CommonOptions
 
+    /// The options as the probes use them (range-checked in `validate()`).
+    var probeTTL: UInt8? { ttl.map { UInt8($0) } }
+    var probePort: UInt16? { port.map { UInt16($0) } }
+
     func validate() throws {
-        if count < 1 || count > 1000 { throw ValidationError("--count must be between 1 and 1000") }
+        try OptionCheck.range("--count", count, 1...1000)
+        try OptionCheck.range("--port", port, 1...65535)
+        try OptionCheck.range("--ttl", ttl, 1...255)
+        try OptionCheck.seconds("--duration", duration)
         if filter != nil && !passive { throw ValidationError("--filter goes with --passive") }
-        if ttl == 0 { throw ValidationError("--ttl must be at least 1") }
-        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
     }
 
     func run() throws {
@@ -149,22 +154,22 @@ struct ActiveTrace {
         var syns: [SynProber] = []
         let identity: TraceAssembler.Identity
         let match: PacketMatch
-        let destinationPort = command.port ?? (command.proto == .tcp ? 80 : 33434)
+        let destinationPort = command.probePort ?? (command.proto == .tcp ? 80 : 33434)
         switch command.proto {
         case .icmp:
-            let prober = try EchoProber(from: handle, to: destination, ttl: command.ttl)
+            let prober = try EchoProber(from: handle, to: destination, ttl: command.probeTTL)
             echo = prober
             identity = .icmpEcho(id: prober.identifier)
             match = .icmpEcho(id: prober.identifier, hosts: [dst])
         case .udp:
             let endpoint = try UDPEndpoint(in: handle, family: destination.family, port: 0)
-            if let ttl = command.ttl { endpoint.setTTL(ttl) }
+            if let ttl = command.probeTTL { endpoint.setTTL(ttl) }
             udp = endpoint
             identity = .flow(proto: PacketHeaders.udp, sourcePort: endpoint.port, destinationPort: destinationPort)
             match = .flow(FlowIdentity(proto: PacketHeaders.udp, sourcePort: endpoint.port, destination: dst, destinationPort: destinationPort))
         case .tcp:
             // One socket (one source port) per probe; the filter matches the destination port.
-            for _ in 0..<command.count { syns.append(try SynProber(from: handle, to: destination, port: destinationPort, ttl: command.ttl)) }
+            for _ in 0..<command.count { syns.append(try SynProber(from: handle, to: destination, port: destinationPort, ttl: command.probeTTL)) }
             identity = .flow(proto: PacketHeaders.tcp, sourcePort: syns[0].sourcePort, destinationPort: destinationPort)
             match = .flow(FlowIdentity(proto: PacketHeaders.tcp, destination: dst, destinationPort: destinationPort))
         }
@@ -175,7 +180,7 @@ struct ActiveTrace {
 
         var events: [PacketEvent] = []
         var probes: [SentProbe] = []
-        let deadline = command.duration.map { monotonicNanoseconds() + UInt64($0 * 1e9) }
+        let deadline = command.duration.map { monotonicNanoseconds() + OptionCheck.nanoseconds($0) }
         for i in 0..<command.count {
             if traceInterrupted != 0 { break }
             if let deadline, monotonicNanoseconds() > deadline { break }
@@ -232,9 +237,9 @@ struct ActiveTrace {
             }
         }(prediction.end)
         let assembler = TraceAssembler(identity: identity, labels: labels, dropReasons: session.dropReasons, expected: expected,
-                                       initialTTL: responderTTL, requestedTTL: command.ttl,
+                                       initialTTL: responderTTL, requestedTTL: command.probeTTL,
                                        predictedLoop: { if case .loop = prediction.end { true } else { false } }(),
-                                       predictedStop: predictedStop)
+                                       predictedStop: predictedStop, switchPorts: switchPorts())
         let reports = assembler.assemble(events: events, probes: probes)
         if let path = command.pcap { try TraceOutput.pcap(events, path: path, labels: labels) }
         var output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
@@ -250,6 +255,25 @@ struct ActiveTrace {
                                      prediction: PathRendering(prediction: prediction, labels: context.open.labels, target: nil)))
         }
         if reports.isEmpty || !reports.allSatisfy(\.agrees) { throw ExitCode(1) }
+    }
+
+    /// The ports of every bridge and switch in the wiring, keyed the way events name interfaces.
+    func switchPorts() -> [InterfaceKey: SwitchPort] {
+        var ports: [InterfaceKey: SwitchPort] = [:]
+        for bridge in context.wiring.bridges {
+            let inode = UInt32(truncatingIfNeeded: context.open.inodes[bridge.bridge.namespace])
+            for port in bridge.ports {
+                ports[InterfaceKey(netns: inode, ifindex: UInt32(bitPattern: port.index))] = SwitchPort(kind: .bridge, name: bridge.bridge.name)
+            }
+        }
+        for sw in context.wiring.switches {
+            let inode = UInt32(truncatingIfNeeded: context.open.inodes[sw.namespace])
+            for port in sw.ports {
+                ports[InterfaceKey(netns: inode, ifindex: UInt32(bitPattern: port.index))] =
+                    SwitchPort(kind: sw.kind == .openVSwitch ? .openVSwitch : .unmanaged, name: sw.name)
+            }
+        }
+        return ports
     }
 
     /// UDP and TCP sockets do not see the reply's TTL or an ICMP error: the events do.
@@ -289,7 +313,7 @@ struct PassiveTrace {
         for warning in session.warnings { Output.warn("trace: warning: \(warning)") }
         try command.signalReady(session)
         let start = monotonicNanoseconds()
-        let deadline = command.duration.map { start + UInt64($0 * 1e9) }
+        let deadline = command.duration.map { start + OptionCheck.nanoseconds($0) }
         let output = TraceOutput(labels: labels, dropReasons: session.dropReasons, verbose: command.common.verbose)
         var events: [PacketEvent] = []
         // Events per (namespace, interface, hook) and drops per (namespace, reason), for the summary;

@@ -71,10 +71,11 @@ struct TraceOutput {
         }
     }
 
-    func eventLine(_ event: PacketEvent, offset: Int64, direction: TraceDirection?) -> String {
+    func eventLine(_ event: PacketEvent, offset: Int64, direction: TraceDirection?, isCopy: Bool = false) -> String {
+        // Interface names are up to 15 bytes (IFNAMSIZ − 1): the column fits them.
         var parts = [Self.milliseconds(offset).padding(toLength: 12), label(event.netns).padding(toLength: labelWidth),
-                     (event.ifname.isEmpty ? "-" : event.ifname).padding(toLength: 10), event.hook.description.padding(toLength: 10)]
-        if let direction { parts.append(direction.rawValue.padding(toLength: 8)) }
+                     (event.ifname.isEmpty ? "-" : event.ifname).padding(toLength: 16), event.hook.description.padding(toLength: 10)]
+        if let direction { parts.append((isCopy ? "copy" : direction.rawValue).padding(toLength: 8)) }
         if let p = event.packet, event.hook != .routeLookup && event.hook != .routeLookup6 {
             parts.append("ttl \(p.ttl)".padding(toLength: 8))
             parts.append(Self.packetText(p))
@@ -140,7 +141,17 @@ struct TraceOutput {
             case (nil, let b?): ttl = "ttl \(b)"
             default: ttl = ""
             }
-            var text = "\(hop.label) (\([io, ttl].filter { !$0.isEmpty }.joined(separator: ", ")))"
+            var parts = [io, ttl]
+            if let crossing = hop.switching {
+                // A layer-2 hop: the bridge or switch that moved the frame, ports in → out.
+                let ports = "\(crossing.inPort) → \(crossing.outPort)"
+                switch crossing.kind {
+                case .bridge: parts[0] = "bridge \(crossing.name ?? "?"): \(ports)"
+                case .openVSwitch: parts[0] = "Open vSwitch \(crossing.name ?? "?"): \(ports)"
+                case .unmanaged: parts[0] = "\(ports), switched outside the kernel bridge"
+                }
+            }
+            var text = "\(hop.label) (\(parts.filter { !$0.isEmpty }.joined(separator: ", ")))"
             for r in hop.rewrites { text += " [\(r)]" }
             if let drop = hop.drop { text += " [DROP \(drop)\(hop.dropPlace.map { " " + $0 } ?? "")]" }
             if let icmp = hop.icmpSent { text += " [sends \(icmp)]" }
@@ -171,6 +182,33 @@ struct TraceOutput {
         return out
     }
 
+    /// `2 flooded copies discarded (l2t-r: OTHERHOST on input from e0; …)`, apart from the verdict:
+    /// copies are not the probe.
+    func copiesText(_ copies: [DiscardedCopy]) -> String? {
+        guard !copies.isEmpty else { return nil }
+        func places(_ these: [DiscardedCopy], withLabel: Bool) -> String {
+            var out: [String] = []
+            for copy in these {
+                let place = (withLabel ? "\(copy.label): " : "") + copy.reason + (copy.place.map { " " + $0 } ?? "")
+                if !out.contains(place) { out.append(place) }
+            }
+            return out.joined(separator: "; ")
+        }
+        var parts: [String] = []
+        let flooded = copies.filter { $0.kind == .offPath }
+        if !flooded.isEmpty {
+            parts.append("\(flooded.count) flooded cop\(flooded.count == 1 ? "y" : "ies") discarded off the probe's way (\(places(flooded, withLabel: true)))")
+        }
+        var seen: [UInt32] = []
+        for copy in copies where copy.kind == .left && !seen.contains(copy.namespace) {
+            seen.append(copy.namespace)
+            let here = copies.filter { $0.kind == .left && $0.namespace == copy.namespace }
+            parts.append("\(copy.label)'s own stack discarded its copy \(here.count == 1 ? "once" : "\(here.count)×") (\(places(here, withLabel: false))) "
+                         + "while a packet socket took the frame on")
+        }
+        return parts.joined(separator: "; ") + "; not the probe's fate"
+    }
+
     func outcomeText(_ outcome: ProbeOutcome) -> String {
         switch outcome {
         case .reply(let ttl, let rtt): return "reply" + (ttl.map { " with ttl \($0)" } ?? "") + " in \(Self.milliseconds(Int64(rtt)).dropFirst())"
@@ -191,12 +229,13 @@ struct TraceOutput {
         for report in reports {
             out += "\n" + Output.styled("probe \(report.sequence): \(outcomeText(report.outcome))", .bold) + "\n"
             for entry in report.timeline where verbose || !Self.isNoise(entry.event) {
-                out += "  " + eventLine(entry.event, offset: entry.offset, direction: entry.direction) + "\n"
+                out += "  " + eventLine(entry.event, offset: entry.offset, direction: entry.direction, isCopy: entry.isCopy) + "\n"
             }
             if report.timeline.isEmpty { out += "  (no event seen in the traced namespaces)\n" }
             if !report.requestHops.isEmpty { out += "  there: " + hopsText(report.requestHops) + "\n" }
             if !report.replyHops.isEmpty { out += "  back:  " + hopsText(report.replyHops) + "\n" }
             out += conntrackText(report.requestHops + report.replyHops)
+            if let copies = copiesText(report.discardedCopies) { out += "  copies: " + copies + "\n" }
             out += "  " + Output.styled("verdict: " + report.verdict, report.agrees ? .green : .red) + "\n"
         }
         let agreeing = reports.filter(\.agrees).count
@@ -208,7 +247,12 @@ struct TraceOutput {
     func jsonLines(_ reports: [ProbeReport], statistics: ProbeSession.Statistics, prediction: PathRendering) {
         for report in reports {
             for entry in report.timeline {
-                Output.json(eventJSON(entry.event, offset: entry.offset, direction: entry.direction, sequence: report.sequence), pretty: false)
+                var event = eventJSON(entry.event, offset: entry.offset, direction: entry.direction, sequence: report.sequence)
+                if entry.isCopy, case .object(var members) = event {
+                    members.append(JSON.Member("copy", .bool(true)))
+                    event = .object(members)
+                }
+                Output.json(event, pretty: false)
             }
         }
         var summary = JSONObjectBuilder()
@@ -223,6 +267,14 @@ struct TraceOutput {
             o.add("reply_routed_hops", r.replyRoutedHops)
             o.add("there", .array(r.requestHops.map(hopJSON)))
             o.add("back", .array(r.replyHops.map(hopJSON)))
+            o.add("discarded_copies", .array(r.discardedCopies.map { copy in
+                var c = JSONObjectBuilder()
+                c.add("netns", copy.label); c.add("ns", copy.namespace)
+                c.add("direction", copy.direction.rawValue)
+                c.add("kind", copy.kind.rawValue)
+                c.add("drop", copy.reason); c.add("drop_place", copy.place)
+                return c.json
+            }))
             o.add("verdict", r.verdict)
             o.add("agrees", r.agrees)
             return o.json
@@ -237,6 +289,14 @@ struct TraceOutput {
         o.add("netns", hop.label); o.add("ns", hop.namespace)
         o.add("in", hop.inInterface); o.add("out", hop.outInterface)
         o.add("ttl_in", hop.ttlIn); o.add("ttl_out", hop.ttlOut)
+        o.add("routed", hop.routed)
+        if let crossing = hop.switching {
+            var l2 = JSONObjectBuilder()
+            l2.add("kind", crossing.kind.rawValue)
+            l2.add("name", crossing.name)
+            l2.add("in", crossing.inPort); l2.add("out", crossing.outPort)
+            o.add("layer2", l2.json)
+        }
         o.add("rewrites", strings: hop.rewrites)
         if !hop.rewrites.isEmpty {
             o.add("conntrack", .array(nat.entries(for: hop).map { entry in

@@ -6,8 +6,10 @@ import TestSupport
 @Suite("path and trace (end to end)", .serialized)
 struct TraceCommandTests {
     /// Runs `trace … --json` and returns its events and its summary line.
-    static func traceJSON(_ arguments: [String]) throws -> (events: [[String: Any]], summary: [String: Any], result: CommandResult) {
-        let result = nsinspect(arguments: ["trace"] + arguments + ["--json"])
+    /// `pinned`: run it on the first CPU only (`taskset -c 0`).
+    static func traceJSON(_ arguments: [String], pinned: Bool = false) throws -> (events: [[String: Any]], summary: [String: Any], result: CommandResult) {
+        let command = [Package.binary, "trace"] + arguments + ["--json"]
+        let result = Shell.run(pinned ? ["taskset", "-c", "0"] + command : command)
         var events: [[String: Any]] = []
         var summary: [String: Any] = [:]
         for line in result.stdout.split(separator: "\n") {

@@ -64,3 +64,29 @@ public struct PrefixedTwoRouters {
 
     public func down() { nsinspect("lab", "down", file) }
 }
+
+/// Any lab built by `nsinspect lab up` from YAML a test writes, with the test's prefix in every name.
+/// `ns("h1")` is the prefixed namespace name, `link("br")` a prefixed host interface name (at most 15
+/// bytes); the YAML is written with both already applied. `down()` removes it.
+public struct PrefixedLab {
+    public let file: String
+    public let scratch: Scratch
+
+    /// - Parameter yaml: the lab's text, given the functions that name namespaces and host links.
+    public init(_ scratch: Scratch, namespaces: [String], hostLinks: [String] = [],
+                yaml: (_ ns: (String) -> String, _ link: (String) -> String) -> String) throws {
+        self.scratch = scratch
+        file = NSTemporaryDirectory() + "\(scratch.prefix)-lab.yaml"
+        let text = "lab: \(scratch.prefix)\n" + yaml(scratch.name, scratch.linkName)
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        scratch.track(path: file)
+        for ns in namespaces { scratch.track(namespace: scratch.name(ns)) }
+        for link in hostLinks { scratch.track(hostLink: scratch.linkName(link)) }
+        let up = nsinspect("lab", "up", file)
+        guard up.succeeded else { throw CommandFailed(result: up) }
+    }
+
+    public func ns(_ suffix: String) -> String { scratch.name(suffix) }
+    public func link(_ suffix: String) -> String { scratch.linkName(suffix) }
+    public func down() { nsinspect("lab", "down", file) }
+}

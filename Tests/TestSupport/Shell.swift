@@ -20,6 +20,13 @@ public struct CommandFailed: Error, CustomStringConvertible {
     public var description: String { result.description }
 }
 
+/// A test's setup that could not be made, and why: a missing tool or a daemon that would not start is a
+/// failure that says so, never a silent skip.
+public struct SetupFailed: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Runs programs for tests: `ip`, `lsns`, the built `nsinspect`. Tests may use Foundation; the
 /// library targets do not.
 public enum Shell {
