@@ -22,7 +22,7 @@ let package = Package(
         // IP, prefix and MAC address values, shared by every layer.
         .target(name: "NetAddress"),
         .target(name: "ProcNS", dependencies: ["CShim", "JSONKit"]),
-        .target(name: "Netlink", dependencies: ["ProcNS", "NetAddress", "CShim", "CMnl"]),
+        .target(name: "Netlink", dependencies: ["ProcNS", "NetAddress", "CShim", "CMnl", "JSONKit"]),
         // Probes embeds the objects BPFPlugin compiles from bpf/*.bpf.c (bpf/ stays outside Sources/).
         .target(name: "Probes", dependencies: ["ProcNS", "NetAddress", "CShim", "CBPF"], plugins: ["BPFPlugin"]),
         .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -322,4 +323,29 @@ void nsi_unblock_stop_signals(void) {
 void nsi_ignore_interactive_signals(int ignore) {
     signal(SIGINT, ignore ? SIG_IGN : SIG_DFL);
     signal(SIGQUIT, ignore ? SIG_IGN : SIG_DFL);
+}
+
+int nsi_unix_connect(const char *path) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&address, sizeof address);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }

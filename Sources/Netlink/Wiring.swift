@@ -96,14 +96,15 @@ public struct Wiring: Sendable {
 
     /// Adds the switches: ports of Open vSwitch bridges (kernel datapath ports are enslaved to the
     /// `openvswitch` link `ovs-system`; netdev datapath ports have no master), split by the database's
-    /// bridges when it could be read; and the candidates without any IPv4 or global IPv6 address, one
-    /// unmanaged switch per namespace. `addresses[i]` holds namespace i's addresses (candidates only).
-    public mutating func findSwitches(_ links: [[Link]], addresses: [Int: [InterfaceAddress]], ovs: [OVSBridge]?,
-                                      ovsNamespace: Int?) {
+    /// bridges when it could be read (`ovs`: each running ovs-vswitchd's namespace and bridges); and the
+    /// candidates without any IPv4 or global IPv6 address, one unmanaged switch per namespace.
+    /// `addresses[i]` holds namespace i's addresses (candidates only).
+    public mutating func findSwitches(_ links: [[Link]], addresses: [Int: [InterfaceAddress]],
+                                      ovs: [(namespace: Int, bridges: [OVSBridge])] = []) {
         var claimed = Set<LinkEnd>()
-        // Bridges the database names, in the namespace its daemon runs in.
-        if let ovs, let ns = ovsNamespace {
-            for bridge in ovs {
+        // Bridges each database names, in the namespace its ovs-vswitchd runs in.
+        for (ns, bridges) in ovs {
+            for bridge in bridges {
                 let ports = bridge.ports.compactMap { name in
                     links[ns].first { $0.name == name }.map { LinkEnd(namespace: ns, index: $0.index, name: $0.name) }
                 }.filter { !claimed.contains($0) && $0.name != bridge.name }

@@ -59,7 +59,7 @@ extension Census {
             if let m = record.mountInode, mountNamespaces[m] == nil { mountNamespaces[m] = record.pid }
         }
         var ownMounts: [NSFSMount] = []
-        var registry = ContainerRegistry(dockerRoot: options.dockerRoot, podmanRoot: options.podmanRoot)
+        var registry = ContainerRegistry(dockerRoot: options.dockerRoot, podmanRoot: options.podmanRoot, procRoot: options.procRoot)
         for (mountInode, pid) in mountNamespaces.sorted(by: { $0.value < $1.value }) {
             let own = mountInode == ownMountInode
             let mounts: [NSFSMount]
@@ -91,7 +91,7 @@ extension Census {
         // nsinspect's own threads (which enter namespaces to read them) and descriptors (the handles it
         // opened to do so) are its work, not holders: they are never part of the census.
         var socketCache: [UInt64: UInt64] = [:]
-        let ownPID = options.live ? getpid() : -1
+        let ownPID = options.live && options.excludeOwnHolders ? getpid() : -1
         for record in records where record.pid != ownPID {
             for held in record.namespaceFDs {
                 touch(held.netInode)
@@ -125,7 +125,7 @@ extension Census {
         for (inode, ns) in byInode where inode != hostInode {
             // A container's or Mininet host's processes say who they are; the first that does is enough.
             for pid in ns.pids.prefix(8) {
-                if let name = processName(pid: pid, scanner: scanner, registry: &registry) {
+                if let name = processName(pid: pid, scanner: scanner, registry: &registry, askParent: pid == ns.pids.first) {
                     byInode[inode]!.names.append(name)
                     break
                 }
@@ -137,6 +137,11 @@ extension Census {
         for i in namespaces.indices {
             var seen = Set<NamespaceName>()
             namespaces[i].names = namespaces[i].names.sorted().filter { seen.insert($0).inserted }
+            // A Docker sandbox id from a bind mount's path is only the fallback for a container not named
+            // otherwise.
+            if namespaces[i].names.contains(where: { $0.kind == .docker && !($0.detail?.hasPrefix("sandbox ") ?? false) }) {
+                namespaces[i].names.removeAll { $0.kind == .docker && ($0.detail?.hasPrefix("sandbox ") ?? false) }
+            }
             if let first = namespaces[i].pids.first {
                 namespaces[i].firstProcess = ProcessRef(pid: first, command: scanner.commandLine(pid: first))
             }
@@ -146,18 +151,28 @@ extension Census {
                       hostID: hostInode.map(nsID), ownID: ownInode.map(nsID), options: options)
     }
 
-    /// A name from a process's command line (Mininet) or cgroup (containers).
-    private static func processName(pid: Int32, scanner: ProcScanner, registry: inout ContainerRegistry) -> NamespaceName? {
+    /// A name from a process's command line (Mininet), its cgroup (containers), or the runtime process
+    /// that started it (its parent: conmon, a containerd shim, systemd-nspawn), for runtimes whose
+    /// cgroups say nothing (nspawn without machined, a daemon with its own cgroup parent).
+    private static func processName(pid: Int32, scanner: ProcScanner, registry: inout ContainerRegistry,
+                                    askParent: Bool) -> NamespaceName? {
         if let cmdline = scanner.rawCommandLine(pid: pid), let host = MininetName.parse(cmdline: cmdline) {
             return NamespaceName(kind: .mininet, name: host)
         }
+        var fromCgroup: NamespaceName?
         if case .success(let cgroup) = Sys.readFile("\(scanner.procRoot)/\(pid)/cgroup", limit: 1 << 16, shortReadEnds: true),
             ContainerRef.mayName(cgroup: cgroup),
             let ref = ContainerRef.parse(cgroup: String(decoding: cgroup, as: UTF8.self))
         {
-            return registry.name(for: ref)
+            fromCgroup = registry.name(for: ref)
+            // A name, not just the id's first digits: done.
+            if let found = fromCgroup, found.name != found.detail { return found }
         }
-        return nil
+        if askParent, let parent = scanner.parentPID(pid: pid), parent > 1,
+            let named = registry.nameFromParent(of: pid, parent: parent, parentCommand: scanner.command(pid: parent)) {
+            return named
+        }
+        return fromCgroup
     }
 }
 

@@ -26,7 +26,8 @@ enum ContainerRef: Hashable {
 
     /// Parses /proc/PID/cgroup (cgroup v2 `0::/path`, or v1 lines `N:controllers:/path`).
     /// Recognised forms: `docker-ID.scope` and `/docker/ID` (Docker's systemd and cgroupfs drivers),
-    /// `libpod-ID.scope` (podman), `cri-containerd-ID.scope` and `/kubepods…/ID` (containerd),
+    /// `libpod-ID.scope` and `/libpod_parent/libpod-ID` (podman with systemd, or cgroupfs where PID 1 is not
+    /// systemd), `cri-containerd-ID.scope` and `/kubepods…/ID` (containerd),
     /// `machine.slice/machine-NAME.scope` (systemd-nspawn).
     static func parse(cgroup text: String) -> ContainerRef? {
         for line in text.split(separator: "\n") {
@@ -35,7 +36,9 @@ enum ContainerRef: Hashable {
             let components = pathStart.split(separator: "/")
             for (i, component) in components.enumerated().reversed() {
                 if let id = hexID(component, prefix: "docker-", suffix: ".scope") { return .docker(id: id) }
-                if let id = hexID(component, prefix: "libpod-", suffix: ".scope") { return .podman(id: id) }
+                if let id = hexID(component, prefix: "libpod-", suffix: ".scope") ?? hexID(component, prefix: "libpod-", suffix: "") {
+                    return .podman(id: id)  // systemd's scope, or cgroupfs's /libpod_parent/libpod-ID
+                }
                 if let id = hexID(component, prefix: "cri-containerd-", suffix: ".scope") { return .containerd(id: id) }
                 if i > 0, let id = hexID(component, prefix: "", suffix: "") {
                     if components[i - 1] == "docker" { return .docker(id: id) }
@@ -107,7 +110,10 @@ enum MininetName {
     }
 }
 
-/// Container names from the runtimes' own state on disk, read only when a container was seen.
+/// Container names from the runtimes' own state, read only when a container was seen: their files on
+/// disk (also through a daemon's own mount namespace, `/proc/PID/root`, for a dockerd whose data root the
+/// host cannot see), and the command lines of the processes they leave next to each container (podman's
+/// conmon `-c ID -n NAME`, the containerd shim `-namespace moby -id ID`, `systemd-nspawn -M NAME`).
 struct ContainerRegistry {
     struct DockerContainer {
         var id: String
@@ -117,25 +123,60 @@ struct ContainerRegistry {
 
     let dockerRoot: String
     let podmanRoot: String
+    let procRoot: String
     private var dockerCache: [DockerContainer]?
     private var podmanCache: [String: String]?
+    private var processes: [(pid: Int32, comm: String)]?
 
-    init(dockerRoot: String, podmanRoot: String) {
+    init(dockerRoot: String, podmanRoot: String, procRoot: String = "/proc") {
         self.dockerRoot = dockerRoot
         self.podmanRoot = podmanRoot
+        self.procRoot = procRoot
+    }
+
+    /// Every process's comm, read once (only when a container needs a runtime process to be named).
+    private mutating func runtimeProcesses(named names: Set<String>) -> [Int32] {
+        if processes == nil {
+            let pids = (try? ProcDirectory.pids(procRoot)) ?? []
+            processes = pids.compactMap { pid in ProcDirectory.command(pid: pid, procRoot: procRoot).map { (pid, $0) } }
+        }
+        return processes!.filter { names.contains($0.comm) }.map(\.pid)
+    }
+
+    func arguments(pid: Int32) -> [String] { ProcDirectory.arguments(pid: pid, procRoot: procRoot) }
+
+    /// The value of an option in an argument list: `-x V`, `--long V` or `--long=V`.
+    static func option(_ arguments: [String], _ names: [String]) -> String? {
+        for (i, argument) in arguments.enumerated() {
+            for name in names {
+                if argument == name, i + 1 < arguments.count { return arguments[i + 1] }
+                if name.hasPrefix("--"), argument.hasPrefix(name + "=") { return String(argument.dropFirst(name.count + 1)) }
+            }
+        }
+        return nil
     }
 
     /// Docker: DOCKER_ROOT/containers/ID/config.v2.json holds `Name` ("/web") and
-    /// `NetworkSettings.SandboxKey` (the bind mount in /run/docker/netns).
+    /// `NetworkSettings.SandboxKey` (the bind mount in /run/docker/netns). Read from the default data root
+    /// and from every running dockerd's own (`--data-root`, seen through /proc/PID/root: a daemon in its
+    /// own mount namespace, as in docker-in-docker, keeps it out of the host's view).
     mutating func dockerContainers() -> [DockerContainer] {
         if let cached = dockerCache { return cached }
+        var roots = [dockerRoot]
+        for pid in runtimeProcesses(named: ["dockerd"]) {
+            let root = Self.option(arguments(pid: pid), ["--data-root", "-g", "--graph"]) ?? "/var/lib/docker"
+            roots.append("\(procRoot)/\(pid)/root\(root)")
+        }
         var found: [DockerContainer] = []
-        if case .success(let entries) = Sys.listDirectory(dockerRoot + "/containers") {
-            for entry in entries {
-                guard case .success(let bytes) = Sys.readFile("\(dockerRoot)/containers/\(entry.name)/config.v2.json"),
+        var seen = Set<String>()
+        for root in roots {
+            guard case .success(let entries) = Sys.listDirectory(root + "/containers") else { continue }
+            for entry in entries where !seen.contains(entry.name) {
+                guard case .success(let bytes) = Sys.readFile("\(root)/containers/\(entry.name)/config.v2.json"),
                     let json = try? JSON.parse(bytes)
                 else { continue }
                 let id = json["ID"]?.stringValue ?? entry.name
+                seen.insert(id)
                 var name = json["Name"]?.stringValue ?? String(id.prefix(12))
                 if name.hasPrefix("/") { name.removeFirst() }
                 found.append(DockerContainer(id: id, name: name,
@@ -146,18 +187,26 @@ struct ContainerRegistry {
         return found
     }
 
-    /// Podman: PODMAN_ROOT/overlay-containers/containers.json lists `{"id": …, "names": ["web"]}`.
+    /// Podman: each conmon process carries `-c ID` and `-n NAME` (wherever the storage is); the store's
+    /// GRAPHROOT/DRIVER-containers/containers.json (`{"id": …, "names": ["web"]}`) names the rest.
     mutating func podmanNames() -> [String: String] {
         if let cached = podmanCache { return cached }
         var names: [String: String] = [:]
-        if case .success(let bytes) = Sys.readFile(podmanRoot + "/overlay-containers/containers.json"),
-            let json = try? JSON.parse(bytes), let list = json.arrayValue
-        {
-            for container in list {
-                if let id = container["id"]?.stringValue, let name = container["names"]?[0]?.stringValue {
-                    names[id] = name
+        if case .success(let entries) = Sys.listDirectory(podmanRoot) {
+            for entry in entries where entry.name.hasSuffix("-containers") {
+                guard case .success(let bytes) = Sys.readFile("\(podmanRoot)/\(entry.name)/containers.json"),
+                    let json = try? JSON.parse(bytes), let list = json.arrayValue
+                else { continue }
+                for container in list {
+                    if let id = container["id"]?.stringValue, let name = container["names"]?[0]?.stringValue {
+                        names[id] = name
+                    }
                 }
             }
+        }
+        for pid in runtimeProcesses(named: ["conmon"]) {
+            let args = arguments(pid: pid)
+            if let id = Self.option(args, ["-c", "--cid"]), let name = Self.option(args, ["-n", "--name"]) { names[id] = name }
         }
         podmanCache = names
         return names
@@ -178,6 +227,28 @@ struct ContainerRegistry {
         }
     }
 
+    /// A container's name from the runtime process that started it (the parent of its first process):
+    /// podman's conmon, the containerd shim (Docker's containers are in containerd namespace `moby`), or
+    /// systemd-nspawn, which names its machine with -M/--machine or after its directory (-D) or image
+    /// (-i), as nspawn itself does when it registers with machined.
+    mutating func nameFromParent(of pid: Int32, parent: Int32, parentCommand: String) -> NamespaceName? {
+        switch parentCommand {
+        case "conmon":
+            let args = arguments(pid: parent)
+            guard let id = Self.option(args, ["-c", "--cid"]) else { return nil }
+            let name = Self.option(args, ["-n", "--name"]) ?? podmanNames()[id] ?? String(id.prefix(12))
+            return NamespaceName(kind: .podman, name: name, detail: String(id.prefix(12)))
+        case "systemd-nspawn":
+            return NspawnName.machine(arguments: arguments(pid: parent)).map { NamespaceName(kind: .nspawn, name: $0) }
+        default:
+            guard parentCommand.hasPrefix("containerd-shim") else { return nil }
+            let args = arguments(pid: parent)
+            guard let id = Self.option(args, ["-id"]) else { return nil }
+            if Self.option(args, ["-namespace"]) == "moby" { return name(for: .docker(id: id)) }
+            return name(for: .containerd(id: id))
+        }
+    }
+
     /// Docker keeps each container's namespace as a bind mount /run/docker/netns/SANDBOX.
     mutating func dockerName(forMount path: String) -> NamespaceName? {
         let (parent, base) = splitPath(path)
@@ -186,5 +257,23 @@ struct ContainerRegistry {
             return NamespaceName(kind: .docker, name: container.name, detail: String(container.id.prefix(12)))
         }
         return NamespaceName(kind: .docker, name: base, detail: "sandbox \(base)")
+    }
+}
+
+/// systemd-nspawn's machine name, from its own command line: `-M NAME`/`--machine=NAME`, else the last
+/// component of `-D DIR`/`--directory=DIR` or of `-i IMAGE` without its suffix, as nspawn derives it.
+enum NspawnName {
+    static func machine(arguments: [String]) -> String? {
+        if let name = ContainerRegistry.option(arguments, ["-M", "--machine"]), !name.isEmpty { return name }
+        if let directory = ContainerRegistry.option(arguments, ["-D", "--directory"]) {
+            let base = directory.split(separator: "/").last.map(String.init) ?? ""
+            return base.isEmpty ? nil : base
+        }
+        if let image = ContainerRegistry.option(arguments, ["-i", "--image"]) {
+            var base = image.split(separator: "/").last.map(String.init) ?? ""
+            for suffix in [".raw", ".img"] where base.hasSuffix(suffix) { base.removeLast(suffix.count) }
+            return base.isEmpty ? nil : base
+        }
+        return nil
     }
 }

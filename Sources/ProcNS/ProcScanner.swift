@@ -20,6 +20,10 @@ public struct CensusOptions: Sendable {
     /// (`MountInfo.ownNetworkNamespaceMounts`, to open them before the census): used instead of reading
     /// the same mountinfo again. Live scans only.
     public var ownMounts: [NSFSMount]?
+    /// Leave out the calling process's own threads and descriptors (live scans): nsinspect's worker
+    /// threads enter namespaces and its handles hold them while it reads them, which is its work, not a
+    /// holder. A program that makes holders of its own on purpose (a test) turns this off.
+    public var excludeOwnHolders = true
 
     public init(procRoot: String = "/proc", netnsDirectory: String = "/var/run/netns",
                 dockerRoot: String = "/var/lib/docker", podmanRoot: String = "/var/lib/containers/storage",
@@ -257,6 +261,17 @@ struct ProcScanner {
         else { return nil }
         cmdlines.values[pid] = bytes
         return bytes
+    }
+
+    /// The parent's PID: the fourth field of /proc/PID/stat (after the command in parentheses, which may
+    /// itself hold spaces and parentheses, so the fields are counted from the last `)`).
+    func parentPID(pid: Int32) -> Int32? {
+        guard case .success(let bytes) = Sys.readFile("\(procRoot)/\(pid)/stat", limit: 1024, shortReadEnds: true),
+            let close = bytes.lastIndex(of: UInt8(ascii: ")"))
+        else { return nil }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        guard fields.count >= 2 else { return nil }
+        return Int32(String(decoding: fields[1], as: UTF8.self))
     }
 
     /// The first line of /proc/PID/comm, or "?" when it cannot be read.

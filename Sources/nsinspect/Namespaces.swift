@@ -61,12 +61,22 @@ struct OpenNamespaces {
     /// two or more such ends).
     func wiringWithSwitches(_ links: [[Link]]) -> Wiring {
         var wiring = self.wiring(links)
+        let candidates = wiring.switchCandidates(links)
         var addresses: [Int: [InterfaceAddress]] = [:]
-        for ns in wiring.switchCandidates(links).keys {
+        for ns in candidates.keys {
             addresses[ns] = (try? NetlinkSession(in: handles[ns], label: labels[ns]).addresses()) ?? []
         }
-        let host = census.hostID.flatMap { id in namespaces.firstIndex { $0.id == id } }
-        wiring.findSwitches(links, addresses: addresses, ovs: nil, ovsNamespace: host)
+        // Open vSwitch's databases are asked only where a switch may be: masterless ports, or a kernel
+        // datapath (an `openvswitch` link).
+        var ovs: [(namespace: Int, bridges: [Wiring.OVSBridge])] = []
+        if !candidates.isEmpty || links.contains(where: { $0.contains { $0.kind == "openvswitch" } }) {
+            for instance in OVSDatabase.instances() {
+                guard let inode = instance.netnsInode, let ns = index(of: inode),
+                    let bridges = try? OVSDatabase.bridges(socket: instance.socket) else { continue }
+                ovs.append((ns, bridges))
+            }
+        }
+        wiring.findSwitches(links, addresses: addresses, ovs: ovs)
         return wiring
     }
 

@@ -53,7 +53,7 @@ struct SwitchPathTests {
         var wiring = Wiring.build(links) { from, nsid, candidates in
             nsids[from]?[nsid].flatMap { candidates.contains($0) ? $0 : nil }
         }
-        wiring.findSwitches(links, addresses: [host: []], ovs: ovs, ovsNamespace: host)
+        wiring.findSwitches(links, addresses: [host: []], ovs: ovs.map { [(host, $0)] } ?? [])
         return wiring
     }
 
@@ -87,7 +87,7 @@ struct SwitchPathTests {
         var wiring = Wiring.build(Self.links) { _, _, candidates in candidates.first }
         wiring.findSwitches(Self.links, addresses: [Self.host: [Self.address("10.0.2.254/24", on: 5), Self.address("10.0.3.254/24", on: 6),
                                                                 Self.address("10.0.4.254/24", on: 7)]],
-                            ovs: nil, ovsNamespace: Self.host)
+                            ovs: [])
         #expect(wiring.switches.isEmpty)
     }
 
@@ -106,7 +106,7 @@ struct SwitchPathTests {
         var links = Self.links
         links[Self.host] = [datapath, Self.veth(5, "usw-a", peer: 3, nsid: 1, master: 9), Self.veth(6, "usw-b", peer: 2, nsid: 2, master: 9)]
         var wiring = Wiring.build(links) { _, _, candidates in candidates.first }
-        wiring.findSwitches(links, addresses: [:], ovs: nil, ovsNamespace: Self.host)
+        wiring.findSwitches(links, addresses: [:])
         #expect(wiring.switches.map(\.kind) == [.openVSwitch])
         #expect(wiring.switches.first?.ports.map(\.name) == ["usw-a", "usw-b"])
     }

@@ -40,6 +40,8 @@ public final class Scratch: @unchecked Sendable {
     public func linkName(_ suffix: String) -> String { String("\(prefix.suffix(6))\(suffix)".prefix(15)) }
 
     /// Starts `arguments` in the background (e.g. `unshare --net sleep 600`) and remembers its pid.
+    /// Foundation starts it as the leader of a process group of its own, so `cleanup()` ends it and every
+    /// process it started (`sh -c 'sleep 600; true'` would leave its sleep behind otherwise).
     public func background(_ arguments: [String]) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -53,7 +55,10 @@ public final class Scratch: @unchecked Sendable {
     }
 
     public func cleanup() {
-        for pid in pids { kill(pid, SIGKILL) }
+        for pid in pids {
+            kill(-pid, SIGKILL)  // its process group
+            kill(pid, SIGKILL)
+        }
         for pid in pids { var status: Int32 = 0; waitpid(pid, &status, 0) }
         pids.removeAll()
         for mount in mounts.reversed() { Shell.run(["umount", "-l", mount]) }

@@ -146,6 +146,10 @@ void nsi_unblock_stop_signals(void);
 /// Signal helpers for the CLI: ignore/restore SIGINT and SIGQUIT while waiting for a child, like system(3).
 void nsi_ignore_interactive_signals(int ignore);
 
+/// A connected AF_UNIX stream socket (close-on-exec) to `path`, or -1 with errno (ENAMETOOLONG when the
+/// path does not fit sun_path).
+int nsi_unix_connect(const char *path);
+
 #ifdef __cplusplus
 }
 #endif
