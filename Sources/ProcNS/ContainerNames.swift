@@ -28,7 +28,8 @@ enum ContainerRef: Hashable {
     /// Recognised forms: `docker-ID.scope` and `/docker/ID` (Docker's systemd and cgroupfs drivers),
     /// `libpod-ID.scope` and `/libpod_parent/libpod-ID` (podman with systemd, or cgroupfs where PID 1 is not
     /// systemd), `cri-containerd-ID.scope` and `/kubepods…/ID` (containerd),
-    /// `machine.slice/machine-NAME.scope` (systemd-nspawn).
+    /// `machine.slice/machine-NAME.scope` and `machine.slice/systemd-nspawn@NAME.service` (systemd-nspawn
+    /// registered with machined, or started by `machinectl start`).
     static func parse(cgroup text: String) -> ContainerRef? {
         for line in text.split(separator: "\n") {
             guard let pathStart = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).last
@@ -49,6 +50,13 @@ enum ContainerRef: Hashable {
                 {
                     let escaped = component.dropFirst("machine-".count).dropLast(".scope".count)
                     return .nspawn(machine: unescapeSystemdUnit(String(escaped)))
+                }
+                // `machinectl start NAME` runs systemd-nspawn@NAME.service in machine.slice.
+                if component.hasPrefix("systemd-nspawn@"), component.hasSuffix(".service"), i > 0,
+                    components[i - 1] == "machine.slice"
+                {
+                    let instance = component.dropFirst("systemd-nspawn@".count).dropLast(".service".count)
+                    if !instance.isEmpty { return .nspawn(machine: unescapeSystemdUnit(String(instance))) }
                 }
             }
         }

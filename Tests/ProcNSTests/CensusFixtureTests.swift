@@ -43,6 +43,11 @@ final class FixtureTree {
         try file("proc/\(pid)/cgroup", cgroup + "\n")
         try directory("proc/\(pid)/fd")
     }
+
+    /// /proc/PID/stat with the parent's PID (its fourth field; the command may hold spaces and parentheses).
+    func parent(_ pid: Int, is parent: Int, comm: String = "x") throws {
+        try file("proc/\(pid)/stat", "\(pid) (\(comm)) S \(parent) \(pid) \(pid) 0 -1 4194560 0 0\n")
+    }
 }
 
 @Suite("census of a fixture /proc tree")
@@ -158,6 +163,36 @@ struct CensusFixtureTests {
             #expect(error.reason.contains("matches 2 namespaces"))
             #expect(error.reason.contains("ino:250") && error.reason.contains("ino:251"))
         }
+    }
+
+    /// Containers whose cgroups do not name them: the runtime process that started each one does.
+    @Test func runtimesNameTheirContainersFromTheirOwnCommandLines() throws {
+        let tree = try Self.makeTree()
+        let podID = String(repeating: "5a", count: 32), mobyID = String(repeating: "6b", count: 32)
+        // podman with cgroupfs: no .scope; conmon (the parent) carries -c ID and -n NAME.
+        try tree.process(300, net: 100, comm: "conmon", cmdline: ["/usr/bin/conmon", "--api-version", "1", "-c", podID, "-n", "web", "-r", "/usr/bin/runc"])
+        try tree.process(301, net: 400, comm: "sleep", cmdline: ["sleep", "3600"], cgroup: "0::/libpod_parent/libpod-\(podID)")
+        try tree.parent(301, is: 300, comm: "sleep")
+        // systemd-nspawn --register=no: nothing in the cgroup; the machine name is nspawn's -M.
+        try tree.process(310, net: 100, comm: "systemd-nspawn", cmdline: ["systemd-nspawn", "--register=no", "--keep-unit", "-M", "box", "-D", "/srv/root"])
+        try tree.process(311, net: 410, comm: "sh", cmdline: ["/bin/sh", "-c", "sleep 3600"], cgroup: "0::/payload")
+        try tree.parent(311, is: 310, comm: "sh (weird) name")
+        // Docker with its own cgroup parent and its data root only in dockerd's mount namespace.
+        try tree.process(320, net: 100, comm: "dockerd", cmdline: ["dockerd", "--data-root", "/srv/dock"])
+        try tree.file("proc/320/root/srv/dock/containers/\(mobyID)/config.v2.json", #"{"ID":"\#(mobyID)","Name":"/api"}"#)
+        try tree.process(321, net: 100, comm: "containerd-shim", cmdline: ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", mobyID])
+        try tree.process(322, net: 420, comm: "python3", cgroup: "0::/custom-parent/\(mobyID)")
+        try tree.parent(322, is: 321)
+        // An ordinary unshare'd process under a shell is nobody's container.
+        try tree.process(330, net: 100, comm: "bash")
+        try tree.process(331, net: 430, comm: "sleep")
+        try tree.parent(331, is: 330)
+        let census = try Census.scan(.fixture(root: tree.root))
+        #expect(census.namespace(inode: 400)?.names.map(\.reference) == ["podman:web"])
+        #expect(census.namespace(inode: 410)?.names.map(\.reference) == ["nspawn:box"])
+        #expect(census.namespace(inode: 420)?.names.map(\.reference) == ["docker:api"])
+        #expect(census.namespace(inode: 430)?.isUnnamed == true)
+        #expect(try census.select(.qualified(.nspawn, "box")).id.inode == 410)
     }
 
     @Test func missingProcRootIsAnError() {

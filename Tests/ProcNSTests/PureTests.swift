@@ -114,8 +114,32 @@ struct ContainerNameTests {
         #expect(ContainerRef.parse(cgroup: "0::/system.slice/cri-containerd-\(Self.id).scope") == .containerd(id: Self.id))
         #expect(ContainerRef.parse(cgroup: "0::/kubepods/besteffort/pod1234/\(Self.id)") == .containerd(id: Self.id))
         #expect(ContainerRef.parse(cgroup: "0::/machine.slice/machine-my\\x2dbox.scope/payload") == .nspawn(machine: "my-box"))
+        #expect(ContainerRef.parse(cgroup: "0::/machine.slice/systemd-nspawn@box2.service/payload") == .nspawn(machine: "box2"))
+        // podman with the cgroupfs manager (PID 1 is not systemd): no .scope; its conmon is not a container.
+        #expect(ContainerRef.parse(cgroup: "9:name=systemd:/libpod_parent/libpod-\(Self.id)\n0::/libpod_parent/libpod-\(Self.id)") == .podman(id: Self.id))
+        #expect(ContainerRef.parse(cgroup: "0::/libpod_parent/conmon") == nil)
         #expect(ContainerRef.parse(cgroup: "0::/user.slice/user-0.slice/session-1.scope") == nil)
         #expect(ContainerRef.parse(cgroup: "0::/system.slice/docker-short.scope") == nil)
+    }
+
+    @Test func nspawnMachineFromItsCommandLine() {
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "--register=no", "-M", "box", "-D", "/srv/other"]) == "box")
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "--machine=web1", "-D", "/srv/x"]) == "web1")
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "-D", "/var/lib/machines/debian/"]) == "debian")
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "--directory=/srv/alpine"]) == "alpine")
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "-i", "/images/fedora.raw"]) == "fedora")
+        #expect(NspawnName.machine(arguments: ["systemd-nspawn", "-b"]) == nil)
+    }
+
+    @Test func runtimeOptionsInEveryForm() {
+        let conmon = ["/usr/bin/conmon", "--api-version", "1", "-c", Self.id, "-u", Self.id, "-n", "web", "-r", "/usr/bin/runc"]
+        #expect(ContainerRegistry.option(conmon, ["-c", "--cid"]) == Self.id)
+        #expect(ContainerRegistry.option(conmon, ["-n", "--name"]) == "web")
+        #expect(ContainerRegistry.option(["dockerd", "--data-root=/srv/docker"], ["--data-root", "-g"]) == "/srv/docker")
+        #expect(ContainerRegistry.option(["dockerd", "-g", "/srv/d"], ["--data-root", "-g"]) == "/srv/d")
+        #expect(ContainerRegistry.option(["dockerd", "-g"], ["--data-root", "-g"]) == nil)
+        let shim = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", Self.id, "-address", "/run/containerd.sock"]
+        #expect(ContainerRegistry.option(shim, ["-namespace"]) == "moby" && ContainerRegistry.option(shim, ["-id"]) == Self.id)
     }
 
     @Test func mininetHostFromCommandLine() {
