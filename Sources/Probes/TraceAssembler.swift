@@ -530,6 +530,12 @@ public struct TraceAssembler {
                     hop.inInterface = event.ifname
                     hop.inIndex = event.ifindex
                     hop.ttlIn = event.packet?.ttl
+                } else if hop.outInterface == nil, let port = hop.inInterface,
+                    let bridge = switchPorts[InterfaceKey(netns: hop.namespace, ifindex: hop.inIndex)],
+                    bridge.kind == .bridge, bridge.name == event.ifname {
+                    // In on a bridge port and up to the bridge itself: the namespace's IP stack got it from
+                    // the bridge (where `path` says it comes in), by that port.
+                    hop.inInterface = "\(event.ifname) (port \(port))"
                 }
             case .transmit, .tcxEgress:
                 hop.outInterface = event.ifname

@@ -103,18 +103,18 @@ struct RuntimeTests {
         #expect(try Self.shownAddresses("docker:\(web)") == Self.addresses(pid: webPID))
         #expect(try Self.shownAddresses("docker:\(web)")["eth0"] == ["\(try docker.value("WEB_IP"))/16"])
 
-        // adopt --auto: ip netns exec works by the new names.
-        let adopt = nsinspect("adopt", "--auto")
-        #expect(adopt.succeeded && adopt.stdout.contains("docker-\(web)"), "\(adopt)")
-        let inside = try Shell.must("ip", "netns", "exec", "docker-\(web)", "ip", "-o", "-4", "addr", "show", "eth0")
-        #expect(inside.contains(try docker.value("WEB_IP")))
-
         // graph: docker0 in dockerd's namespace, with the two containers' veths as ports.
         let graph = try #require(try Shell.json(nsinspect("graph", "--json").stdout) as? [String: Any])
         let bridges = try #require(graph["bridges"] as? [[String: Any]])
         let docker0 = try #require(bridges.first { $0["ifname"] as? String == "docker0" && $0["netns"] as? String == engine })
         let peers = (docker0["ports"] as? [[String: Any]] ?? []).compactMap { ($0["peer"] as? [String: Any])?["netns"] as? String }
         #expect(Set(peers).isSuperset(of: ["docker:\(web)", "docker:\(db)"]), "\(docker0)")
+
+        // adopt --auto: ip netns exec works by the new names (which `list` and `graph` then prefer).
+        let adopt = nsinspect("adopt", "--auto")
+        #expect(adopt.succeeded && adopt.stdout.contains("docker-\(web)"), "\(adopt)")
+        let inside = try Shell.must("ip", "netns", "exec", "docker-\(web)", "ip", "-o", "-4", "addr", "show", "eth0")
+        #expect(inside.contains(try docker.value("WEB_IP")))
 
         // web → db across docker0: a bridge, no routed hop.
         let (_, summary, result) = try Trace.traceJSON(["docker:\(web)", "docker:\(db)", "--count", "3"])
@@ -135,7 +135,9 @@ struct RuntimeTests {
         try Shell.must("ip", "-n", outside, "link", "set", "lo", "up")
         let out = nsinspect("trace", "docker:\(web)", "10.9.8.2", "--count", "2")
         #expect(out.status == 0, "\(out)")
-        #expect(out.stdout.contains("\(engine) (eth0 → \(uplink)") || out.stdout.contains("\(engine) ("), "\(out)")
+        // In from docker0 (by the container's veth port), routed out of the uplink.
+        #expect(out.stdout.contains("\(engine) (docker0 (port veth"), "\(out)")
+        #expect(out.stdout.contains(" → \(uplink), ttl 64→63)"), "\(out)")
         #expect(out.stdout.contains("SNAT \(try docker.value("WEB_IP")) → 10.9.8.1"), "\(out)")
         try Shell.must("ip", "netns", "exec", engine, "iptables", "-I", "DOCKER-USER", "-d", "10.9.8.2/32", "-j", "DROP")
         let dropped = nsinspect("trace", "docker:\(web)", "10.9.8.2", "--count", "1")

@@ -218,6 +218,25 @@ struct TraceAssemblerTests {
         #expect(report.agrees, "\(report.verdict)")
     }
 
+    @Test("routed from a bridge: in on a port, up to the bridge, out routed — in is the bridge, by the port")
+    func routedFromABridge() throws {
+        let events = [
+            Trace.event(.transmit, at: 1_000, in: Trace.h1, "eth0", index: 2, skb: 0xa),
+            Trace.event(.receive, at: 2_000, in: Trace.sw, "p1", index: 11, skb: 0xa),
+            Trace.event(.receive, at: 2_100, in: Trace.sw, "br0", index: 10, skb: 0xa),
+            Trace.event(.transmit, at: 3_000, in: Trace.sw, "up", index: 20, skb: 0xa, ttl: 63),
+            Trace.event(.receive, at: 4_000, in: Trace.h2, "eth0", index: 2, skb: 0xa, ttl: 63),
+        ]
+        let expected = [ExpectedHop(namespace: Trace.h1, label: "h1", inInterface: nil, outInterface: "eth0", forwards: false),
+                        ExpectedHop(namespace: Trace.sw, label: "sw", inInterface: "br0", outInterface: "up", forwards: true),
+                        ExpectedHop(namespace: Trace.h2, label: "h2", inInterface: "eth0", outInterface: nil, forwards: false)]
+        let probes = [SentProbe(sequence: 1, sentAt: 500, outcome: .reply(ttl: 63, rtt: 9_000))]
+        let report = try #require(Trace.assembler(expected: expected).assemble(events: events, probes: probes).first)
+        #expect(report.requestHops[1].inInterface == "br0 (port p1)")
+        #expect(report.requestHops[1].routed)
+        #expect(report.agrees, "\(report.verdict)")
+    }
+
     @Test("a namespace that decrements the TTL routed the probe, even between two bridge ports")
     func ttlDecrementIsRouting() throws {
         var events = Trace.overBridge()
