@@ -160,15 +160,14 @@ extension Census {
             return NamespaceName(kind: .mininet, name: host)
         }
         var fromCgroup: NamespaceName?
-        if case .success(let cgroup) = Sys.readFile("\(scanner.procRoot)/\(pid)/cgroup", limit: 1 << 16, shortReadEnds: true),
-            ContainerRef.mayName(cgroup: cgroup),
-            let ref = ContainerRef.parse(cgroup: String(decoding: cgroup, as: UTF8.self))
-        {
+        guard case .success(let cgroup) = Sys.readFile("\(scanner.procRoot)/\(pid)/cgroup", limit: 1 << 16, shortReadEnds: true)
+        else { return nil }
+        if ContainerRef.mayName(cgroup: cgroup), let ref = ContainerRef.parse(cgroup: String(decoding: cgroup, as: UTF8.self)) {
             fromCgroup = registry.name(for: ref)
             // A name, not just the id's first digits: done.
             if let found = fromCgroup, found.name != found.detail { return found }
         }
-        if askParent, let parent = scanner.parentPID(pid: pid), parent > 1,
+        if askParent, ContainerRef.mayHaveRuntimeParent(cgroup: cgroup), let parent = scanner.parentPID(pid: pid), parent > 1,
             let named = registry.nameFromParent(of: pid, parent: parent, parentCommand: scanner.command(pid: parent)) {
             return named
         }

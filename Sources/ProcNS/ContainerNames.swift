@@ -24,6 +24,23 @@ enum ContainerRef: Hashable {
         return false
     }
 
+    /// Whether a process in this cgroup may have been started by a container runtime whose cgroups do
+    /// not name the container: nspawn's `…/payload` (without machined), or a 64-hex-digit container id
+    /// under a parent nobody recognises (`--cgroup-parent`). Only then is its parent process asked, so
+    /// the census does not read two more files for every process in a namespace of its own.
+    static func mayHaveRuntimeParent(cgroup bytes: [UInt8]) -> Bool {
+        if mayName(cgroup: bytes) { return true }
+        let payload = Array("payload".utf8)
+        var hexRun = 0
+        for (i, b) in bytes.enumerated() {
+            let isHex = (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "f"))
+            hexRun = isHex ? hexRun + 1 : 0
+            if hexRun == 64 { return true }
+            if b == UInt8(ascii: "p"), bytes[i...].starts(with: payload) { return true }
+        }
+        return false
+    }
+
     /// Parses /proc/PID/cgroup (cgroup v2 `0::/path`, or v1 lines `N:controllers:/path`).
     /// Recognised forms: `docker-ID.scope` and `/docker/ID` (Docker's systemd and cgroupfs drivers),
     /// `libpod-ID.scope` and `/libpod_parent/libpod-ID` (podman with systemd, or cgroupfs where PID 1 is not

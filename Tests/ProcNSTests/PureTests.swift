@@ -122,6 +122,15 @@ struct ContainerNameTests {
         #expect(ContainerRef.parse(cgroup: "0::/system.slice/docker-short.scope") == nil)
     }
 
+    @Test func onlyCgroupsThatMayHideARuntimeAskTheParent() {
+        #expect(ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/box/payload\n".utf8)))
+        #expect(ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/custom/\(Self.id)\n".utf8)))
+        #expect(ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/libpod_parent/libpod-\(Self.id)\n".utf8)))
+        #expect(!ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/user.slice/user-0.slice/session-4.scope\n".utf8)))
+        #expect(!ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/\n".utf8)))
+        #expect(!ContainerRef.mayHaveRuntimeParent(cgroup: Array("0::/x/\(Self.id.prefix(63))\n".utf8)))
+    }
+
     @Test func nspawnMachineFromItsCommandLine() {
         #expect(NspawnName.machine(arguments: ["systemd-nspawn", "--register=no", "-M", "box", "-D", "/srv/other"]) == "box")
         #expect(NspawnName.machine(arguments: ["systemd-nspawn", "--machine=web1", "-D", "/srv/x"]) == "web1")
