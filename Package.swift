@@ -26,10 +26,13 @@ let package = Package(
         // Probes embeds the objects BPFPlugin compiles from bpf/*.bpf.c (bpf/ stays outside Sources/).
         .target(name: "Probes", dependencies: ["ProcNS", "NetAddress", "CShim", "CBPF"], plugins: ["BPFPlugin"]),
         .target(name: "Lab", dependencies: ["Netlink", "ProcNS", .product(name: "Yams", package: "Yams")]),
+        // The engine above the kernel layers: census facts, path contexts, tracing sessions, NAT checks,
+        // conntrack watching, stopping on a signal. The command line parses arguments, calls it, renders.
+        .target(name: "Inspect", dependencies: ["Lab", "Probes", "Netlink", "NetAddress", "ProcNS", "CShim", "JSONKit"]),
         .executableTarget(
             name: "nsinspect",
             dependencies: [
-                "Lab", "Probes", "Netlink", "NetAddress", "ProcNS", "JSONKit",
+                "Inspect", "Lab", "Probes", "Netlink", "NetAddress", "ProcNS", "JSONKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,5 +47,6 @@ let package = Package(
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "ProcNS", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "ProcNS", "CShim"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Probes", "Netlink", "ProcNS", "TestSupport"]),
     ]
 )

@@ -325,6 +325,31 @@ void nsi_ignore_interactive_signals(int ignore) {
     signal(SIGQUIT, ignore ? SIG_IGN : SIG_DFL);
 }
 
+static volatile sig_atomic_t nsi_stop_flag;
+
+static void nsi_stop_handler(int sig) {
+    (void)sig;
+    nsi_stop_flag = 1;
+}
+
+int nsi_install_stop_handler(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = nsi_stop_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int nsi_stop_requested(void) { return nsi_stop_flag != 0; }
+void nsi_request_stop(void) { nsi_stop_flag = 1; }
+void nsi_clear_stop(void) { nsi_stop_flag = 0; }
+
 int nsi_unix_connect(const char *path) {
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);

@@ -4,7 +4,6 @@ import Glibc
 import CBPF
 import CShim
 import ProcNS
-import Synchronization
 
 /// A running trace: bpf/trace.bpf.c loaded, configured with a `TraceFilter`, attached to its tracepoints,
 /// and its ring buffer mapped. The lifecycle is fixed (libbpf-bootstrap's): open → configure → load →
@@ -12,7 +11,7 @@ import Synchronization
 /// the last. Every attachment is owned by a file descriptor (no pins, no tc filters), so a tracer killed
 /// with SIGKILL leaves nothing behind.
 ///
-/// Not thread-safe, except `stop`, which any thread (or a signal handler's flag check) may set.
+/// Not thread-safe: one thread uses a session (a stop request is the caller's to check between polls).
 public final class ProbeSession {
     public struct Options: Sendable {
         public var filter: TraceFilter
@@ -111,8 +110,6 @@ public final class ProbeSession {
     /// Optional hooks that could not be used, one sentence each.
     public private(set) var warnings: [String] = []
     public private(set) var startup = Startup()
-    /// Set from any thread to make a poll loop end (`while !session.stop.isSet`).
-    public let stop = StopFlag()
 
     private var object: BPFObject?
     private var reader: RingBufferReader?
@@ -295,16 +292,6 @@ public final class ProbeSession {
         while size < requested && size < 1 << 30 { size <<= 1 }
         return UInt32(size)
     }
-}
-
-/// A flag any thread may set (a signal handler's thread, a timer) to stop a poll loop.
-public final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-
-    public init() {}
-
-    public func set() { flag.store(true, ordering: .releasing) }
-    public var isSet: Bool { flag.load(ordering: .acquiring) }
 }
 
 /// Monotonic lap times for the start-up report.

@@ -34,6 +34,9 @@ public struct OperationError: Error, CustomStringConvertible, Sendable, Equatabl
     public var reason: String
     /// The errno underneath, when a system call failed.
     public var errno: Errno?
+    /// For a failed spawn, which step of the child failed (NSI_STEP_*): an exec that failed is the
+    /// program's fault (127/126), a setns the namespace's.
+    public var step: UInt32?
 
     public init(_ operation: String, _ object: String, _ reason: String, errno: Errno? = nil) {
         self.operation = operation

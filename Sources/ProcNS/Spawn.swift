@@ -126,6 +126,30 @@ public struct Spawner {
         return entries.flatMap { ["/etc/netns/\(name)/\($0.name)", "/etc/\($0.name)"] }
     }
 
+    /// How a foreground command ended: its exit code (128+N when killed by signal N), or why it could
+    /// not start, with the code shells give for that (127 not found, 126 not executable).
+    public struct ForegroundResult: Sendable, Equatable {
+        public var code: Int32
+        public var couldNotStart: String?
+    }
+
+    /// Runs a command in the foreground and waits for it, as system(3) and a shell do: while it runs the
+    /// terminal's SIGINT and SIGQUIT are for the child, not for nsinspect, which reports its status.
+    public func runInForeground(_ arguments: [String]) throws(OperationError) -> ForegroundResult {
+        guard let program = arguments.first else { throw OperationError(operation, "", "no command given") }
+        if let problem = Spawner.launchProblem(program) { return ForegroundResult(code: problem.status, couldNotStart: problem.reason) }
+        nsi_ignore_interactive_signals(1)
+        defer { nsi_ignore_interactive_signals(0) }
+        let child: ChildProcess
+        do {
+            child = try spawn(arguments)
+        } catch let error where error.step == NSI_STEP_EXEC.rawValue {
+            let e = error.errno ?? .ENOENT
+            return ForegroundResult(code: e == .ENOENT ? 127 : 126, couldNotStart: "\(e)")
+        }
+        return ForegroundResult(code: child.wait().code, couldNotStart: nil)
+    }
+
     /// Starts `arguments[0]` with the given arguments.
     public func spawn(_ arguments: [String], environment: [String]? = nil) throws(OperationError) -> ChildProcess {
         guard let program = arguments.first else { throw OperationError(operation, "", "no command given") }
@@ -156,7 +180,9 @@ public struct Spawner {
         guard pid > 0 else {
             let e = Errno.current
             let object = namespace.map { "\(program) in \($0.origin)" } ?? program
-            throw OperationError(operation, object, call: Spawner.stepName(failedStep), errno: e)
+            var error = OperationError(operation, object, call: Spawner.stepName(failedStep), errno: e)
+            error.step = UInt32(failedStep)
+            throw error
         }
         return ChildProcess(pid: pid)
     }

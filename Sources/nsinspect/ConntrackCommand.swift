@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Inspect
 import JSONKit
 import Netlink
 import Probes
@@ -42,11 +43,32 @@ struct ConntrackCommand: NSCommand {
         var resolver = NamespaceResolver()
         let namespaces = try references.map { reference in NamedNamespace(try resolver.resolve(reference), label: reference) }
         if watch {
-            try ConntrackWatch(namespaces: namespaces, references: references, natOnly: natOnly, json: common.json,
-                               duration: duration, count: count).run()
+            try runWatch(namespaces)
         } else {
             try printTables(namespaces)
         }
+    }
+
+    /// Events until Ctrl-C, SIGTERM, --duration or --count; namespaces that cannot be watched, or go
+    /// away, are said on stderr and the rest watched on.
+    private func runWatch(_ namespaces: [NamedNamespace]) throws {
+        StopRequest.install()
+        let watcher = ConntrackWatcher(namespaces: namespaces, references: references, duration: duration)
+        let output = ConntrackWatchOutput(natOnly: natOnly, json: common.json, width: namespaces.map(\.label.utf8.count).max() ?? 0)
+        var out = OutputBuffer()
+        var printed = 0
+        let watched = try watcher.run(started: { labels in
+            if isatty(2) == 1 { Output.warn("watching \(labels.joined(separator: ", ")) (Ctrl-C to stop)") }
+        }, item: { label, item in
+            printed += output.emit(item, from: label, into: &out)
+            out.flush()
+            return count.map { printed < $0 } ?? true
+        }, problem: { label, message in
+            out.flush()
+            Output.warn("conntrack: " + (label.map { "\($0): " } ?? "") + message)
+        })
+        out.flush()
+        if watched == 0 { throw ExitCode(1) }
     }
 
     /// `conntrack -L` for each namespace, streamed: each datagram's entries are written out before the
@@ -97,19 +119,6 @@ struct ConntrackCommand: NSCommand {
 /// A namespace name padded for the prefix of a line: `ns-c1-nat  `.
 func padded(_ label: String, _ width: Int) -> String {
     label + String(repeating: " ", count: max(0, width - label.utf8.count) + 2)
-}
-
-/// Opening conntrack sockets, with the errors of a kernel without ctnetlink said in words.
-enum ConntrackAccess {
-    static func table(_ ns: NamedNamespace, _ body: (ConntrackTable) throws -> Void) throws {
-        do {
-            try body(try ConntrackTable(in: ns.handle, label: ns.label))
-        } catch let error as OperationError where error.errno == Errno(EPROTONOSUPPORT) {
-            throw OperationError("conntrack", ns.label, "this kernel has no netfilter netlink (NETLINK_NETFILTER)")
-        } catch let error as NetlinkError where error.errno == EOPNOTSUPP {
-            throw OperationError("conntrack", ns.label, "this kernel has no conntrack netlink interface (nf_conntrack_netlink)")
-        }
-    }
 }
 
 /// Conntrack entries and events as JSON objects, written straight into the output (no JSON value tree per
@@ -295,115 +304,17 @@ struct JSONMembers {
     func end(_ out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
 }
 
-/// `conntrack --watch`: the events of several namespaces at once, one line each, until a signal, the
-/// duration or the count ends it.
-struct ConntrackWatch {
-    let namespaces: [NamedNamespace]
-    let references: [String]
+/// `conntrack --watch` as lines or JSON objects: what `ConntrackWatcher` hands over, written out.
+struct ConntrackWatchOutput {
     let natOnly: Bool
     let json: Bool
-    let duration: Double?
-    let count: Int?
-
-    /// One watched namespace.
-    private final class Watched {
-        let namespace: NamedNamespace
-        let reference: String
-        let monitor: ConntrackMonitor
-        /// Re-resolving a name found through the census (a container, ino:N) costs a /proc scan: checked
-        /// less often than a name in /var/run/netns or a pid.
-        let needsCensus: Bool
-
-        init(_ namespace: NamedNamespace, _ reference: String, _ monitor: ConntrackMonitor) {
-            self.namespace = namespace
-            self.reference = reference
-            self.monitor = monitor
-            switch try? NamespaceReference.parse(reference) {
-            case .inode?, .qualified?: needsCensus = true
-            case .name(let name)?:
-                var st = stat()
-                needsCensus = lstat("/var/run/netns/" + name, &st) != 0
-            default: needsCensus = false
-            }
-        }
-    }
-
-    func run() throws {
-        // SIGINT and SIGTERM stay pending instead of killing the process; the loop sees them and stops
-        // cleanly. Blocked before any thread exists, so every namespace thread inherits the mask.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-
-        var watched: [Watched] = []
-        for (ns, reference) in zip(namespaces, references) {
-            do {
-                let monitor = try ConntrackMonitor(in: ns.handle, label: ns.label)
-                watched.append(Watched(ns, reference, monitor))
-                if (try? Sysctl.read("net.netfilter.nf_conntrack_events", in: ns.handle)) == "0" {
-                    Output.warn("conntrack: \(ns.label): events are off in this namespace (net.netfilter.nf_conntrack_events=0): nothing will be seen")
-                }
-            } catch {
-                Output.warn("conntrack: \(ns.label): cannot watch: \(Self.reason(error))")
-            }
-        }
-        guard !watched.isEmpty else { throw ExitCode(1) }
-        let width = namespaces.map(\.label.utf8.count).max() ?? 0
-        if isatty(2) == 1 {
-            Output.warn("watching \(watched.map(\.namespace.label).joined(separator: ", ")) (Ctrl-C to stop)")
-        }
-
-        let start = monotonicNanoseconds()
-        let end = duration.map { start + OptionCheck.nanoseconds($0) }
-        var printed = 0
-        var lastCheck = start, lastCensusCheck = start
-        var out = OutputBuffer()
-        watching: while !watched.isEmpty {
-            let now = monotonicNanoseconds()
-            if let end, now >= end { break }
-            let wait = min(100, end.map { Int(($0 - now) / 1_000_000) + 1 } ?? 100)
-            var fds = watched.map { pollfd(fd: $0.monitor.fileDescriptor, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(wait))
-            if Self.stopRequested(stopSignals) { break }
-            if ready > 0 {
-                var dropped: Set<ObjectIdentifier> = []
-                for (w, fd) in zip(watched, fds) where fd.revents != 0 {
-                    do {
-                        for item in try w.monitor.read() {
-                            printed += emit(item, from: w.namespace.label, width: width, into: &out)
-                        }
-                    } catch {
-                        Output.warn("conntrack: \(w.namespace.label): \(Self.reason(error)); no longer watched")
-                        dropped.insert(ObjectIdentifier(w))
-                    }
-                    out.flush()
-                    if let count, printed >= count { break watching }
-                }
-                watched.removeAll { dropped.contains(ObjectIdentifier($0)) }
-            }
-            let after = monotonicNanoseconds()
-            if after - lastCheck >= 1_000_000_000 {
-                let census = after - lastCensusCheck >= 5_000_000_000
-                watched.removeAll { w in
-                    guard !w.needsCensus || census, let gone = Self.gone(w) else { return false }
-                    out.flush()
-                    Output.warn("conntrack: \(w.namespace.label): \(gone); no longer watched")
-                    return true
-                }
-                lastCheck = after
-                if census { lastCensusCheck = after }
-                if watched.isEmpty { Output.warn("conntrack: no namespace left to watch") }
-            }
-        }
-        out.flush()
-    }
+    let width: Int
 
     /// Writes one item; returns how many events it printed.
-    private func emit(_ item: ConntrackMonitorItem, from label: String, width: Int, into out: inout OutputBuffer) -> Int {
+    func emit(_ item: ConntrackMonitorItem, from label: String, into out: inout OutputBuffer) -> Int {
         switch item {
         case .event(let event):
-            return line(event, from: label, width: width, resync: false, into: &out)
+            return line(event, from: label, resync: false, into: &out)
         case .overrun(let missed, let changes, let entries):
             let lost = missed.map { "\($0) event\($0 == 1 ? "" : "s")" } ?? "some events"
             let note = "the kernel dropped \(lost) (receive buffer full); resynchronised from a dump of \(entries) entr\(entries == 1 ? "y" : "ies"): \(changes.count) change\(changes.count == 1 ? "" : "s") since the last event seen"
@@ -419,11 +330,11 @@ struct ConntrackWatch {
             } else {
                 out.append(padded(label, width) + "[OVERRUN] " + note + "\n")
             }
-            return changes.reduce(0) { $0 + line($1, from: label, width: width, resync: true, into: &out) }
+            return changes.reduce(0) { $0 + line($1, from: label, resync: true, into: &out) }
         }
     }
 
-    private func line(_ event: ConntrackEvent, from label: String, width: Int, resync: Bool, into out: inout OutputBuffer) -> Int {
+    private func line(_ event: ConntrackEvent, from label: String, resync: Bool, into out: inout OutputBuffer) -> Int {
         guard !natOnly || event.entry.isNAT else { return 0 }
         if json {
             ConntrackJSON.append(event.entry, netns: label, event: event.kind.rawValue.lowercased(), resync: resync, to: &out.bytes)
@@ -438,27 +349,5 @@ struct ConntrackWatch {
         }
         out.append("\n")
         return 1
-    }
-
-    /// Whether the name the namespace was given still leads to it; why not, when it does not.
-    private static func gone(_ w: Watched) -> String? {
-        var resolver = NamespaceResolver()
-        do {
-            let now = try resolver.resolve(w.reference)
-            return now.id == w.namespace.handle.id ? nil : "\(w.reference) now names another namespace (\(now.id))"
-        } catch {
-            return "the namespace is gone (\(error.reason))"
-        }
-    }
-
-    private static func stopRequested(_ signals: sigset_t) -> Bool {
-        var pending = sigset_t()
-        sigpending(&pending)
-        var wanted = signals
-        return [SIGINT, SIGTERM, SIGHUP].contains { sigismember(&pending, $0) == 1 && sigismember(&wanted, $0) == 1 }
-    }
-
-    static func reason(_ error: any Error) -> String {
-        (error as? OperationError)?.reason ?? "\(error)"
     }
 }

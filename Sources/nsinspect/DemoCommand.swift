@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Inspect
 import Lab
 import ProcNS
 
@@ -40,9 +41,7 @@ struct DemoCommand: NSCommand {
         try requireCapabilities([.sysAdmin, .netAdmin, .bpf, .perfmon, .netRaw], for: "demo")
         let spec = try LabFile.load(Self.lab, path: "demo").spec
         let builder = LabBuilder(spec: spec)
-        let handler: @convention(c) (Int32) -> Void = { _ in traceInterrupted = 1 }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        StopRequest.install()
         // A demo left behind by a killed run is ours (it carries the mark): start clean.
         _ = try builder.down()
         defer {
@@ -52,7 +51,7 @@ struct DemoCommand: NSCommand {
                 Output.line("   removed \(removed.removed.joined(separator: ", "))")
             }
         }
-        func checkInterrupt() throws { if traceInterrupted != 0 { throw ExitCode(130) } }
+        func checkInterrupt() throws { if StopRequest.isRequested { throw ExitCode(130) } }
 
         heading(1, "lab up", "Four namespaces and three veth pairs, built over netlink from a lab file:\nhost1 eth0 ── e1 router1 e0 ── e0 router2 e1 ── eth0 host2; forwarding on in both routers.")
         _ = try builder.up()

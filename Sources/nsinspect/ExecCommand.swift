@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Inspect
 import CShim
 import ProcNS
 
@@ -29,27 +30,12 @@ struct ExecCommand: NSCommand {
         var resolver = NamespaceResolver()
         let parsed = try NamespaceReference.parse(reference)
         let handle = try resolver.resolve(parsed)
-        // A command that cannot start exits 127 (not found) or 126 (not executable), as in a shell.
-        if let problem = Spawner.launchProblem(argv[0]) {
-            Output.warn("exec: \(argv[0]): \(problem.reason)")
-            throw ExitCode(problem.status)
-        }
         var spawner = Spawner(namespace: handle)
         spawner.privateMounts = true
         if case .name(let name) = parsed { spawner.etcName = name }
-        // Like system(3): the terminal's SIGINT/SIGQUIT are for the child; nsinspect waits and reports.
-        nsi_ignore_interactive_signals(1)
-        let child: ChildProcess
-        do {
-            child = try spawner.spawn(argv)
-        } catch {
-            nsi_ignore_interactive_signals(0)
-            guard let e = error.errno, error.reason.hasPrefix("execve") else { throw error }
-            Output.warn("exec: \(argv[0]): \(e)")
-            throw ExitCode(e == .ENOENT ? 127 : 126)
-        }
-        let status = child.wait()
-        nsi_ignore_interactive_signals(0)
-        throw ExitCode(status.code)
+        // A command that cannot start exits 127 (not found) or 126 (not executable), as in a shell.
+        let result = try spawner.runInForeground(argv)
+        if let reason = result.couldNotStart { Output.warn("exec: \(argv[0]): \(reason)") }
+        throw ExitCode(result.code)
     }
 }

@@ -1,3 +1,4 @@
+import Inspect
 import JSONKit
 import Netlink
 
@@ -7,12 +8,7 @@ import Netlink
 /// namespace at the other end of a veth) is added under names ip does not use (`peer`, `kind`).
 enum IPJSON {
     /// A resolved veth peer or parent in another namespace.
-    struct Peer {
-        var ifname: String
-        var ifindex: Int32
-        var namespace: String
-        var inode: UInt64?
-    }
+    typealias Peer = LinkPeer
 
     static func linkModeName(_ mode: UInt8?) -> String? {
         guard let mode else { return nil }

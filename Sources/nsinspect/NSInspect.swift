@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Inspect
 import CShim
 import ProcNS
 
@@ -21,9 +22,7 @@ struct NSInspect: ParsableCommand {
 
     /// Runs the command and turns every error into one line on stderr and a non-zero exit status.
     static func main() {
-        // Before any thread exists (they inherit the mask): a launcher may have blocked these, and a
-        // tracer that cannot be stopped by SIGTERM would never detach.
-        nsi_unblock_stop_signals()
+        StopRequest.unblockSignals()
         processStartNanoseconds = monotonicNanoseconds()
         var command: ParsableCommand
         do {

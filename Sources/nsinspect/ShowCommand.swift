@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Inspect
 import JSONKit
 import Netlink
 import ProcNS
@@ -28,26 +29,9 @@ struct ShowCommand: NSCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let census = try Census.scan()
-        var resolver = NamespaceResolver(census: census)
-        let handle = try resolver.resolve(reference)
-        let entry = census.namespace(inode: handle.id.inode)
-        let label = entry?.reference ?? reference
-        let session = try NetlinkSession(in: handle, label: label)
-        let state = try session.snapshot()
-        // The namespace's nsid table (RTM_GETNSID dump, as `ip netns list-id`) says which other namespaces
-        // it refers to: veth peers, stacked links' parents, and the `nsids` section, which was never filled
-        // before and so always printed empty. Only when there are ids are the census namespaces opened and
-        // asked about, in one batched exchange, and each id named after the namespace that answers it.
-        let assigned = try session.socket.assignedNSIDs()
-        var peers: [Int32: IPJSON.Peer] = [:]
-        var nsids: [NSIDEntry] = []
-        if !assigned.isEmpty {
-            var names = PeerNames(OpenNamespaces(census))
-            let map = names.open.nsidMap(from: session.socket)
-            peers = names.peers(of: state.links, nsids: map)
-            nsids = assigned.map { NSIDEntry(nsid: $0, namespace: map[$0].map { names.open.namespaces[$0] }) }
-        }
+        let details = try NamespaceDetails.read(reference)
+        let label = details.label, entry = details.namespace, state = details.state, handle = details.handle
+        let peers = details.peers, nsids = details.nsids
         let view = NamespaceView(label: label, namespace: entry, state: state, cookie: handle.cookie, peers: peers,
                                  nsids: nsids)
         if common.json {
@@ -55,43 +39,6 @@ struct ShowCommand: NSCommand {
         } else {
             Output.write(section.map { view.table(section: $0) } ?? view.text())
         }
-    }
-}
-
-/// One entry of a namespace's nsid table (`ip netns list-id`): the id, and the census namespace it
-/// designates (nil when the census did not find that namespace, e.g. one held only by the kernel).
-struct NSIDEntry {
-    var nsid: Int32
-    var namespace: NetNamespace?
-}
-
-/// Names of the far ends of a namespace's veths (and parents of stacked links) in other namespaces:
-/// the namespace's nsid table, mapped onto `open`'s namespaces by the caller (`OpenNamespaces.nsidMap`),
-/// says which namespace each nsid is, and that namespace is asked for the name of the peer's ifindex
-/// (one link dump per namespace, kept for the next link that points there).
-struct PeerNames {
-    let open: OpenNamespaces
-    private var remoteLinks: [Int: [Link]] = [:]
-
-    init(_ open: OpenNamespaces) { self.open = open }
-
-    /// Whether a link points at an interface in another namespace (IFLA_LINK with IFLA_LINK_NETNSID).
-    static func crosses(_ link: Link) -> Bool { link.linkNetnsID != nil && (link.link ?? 0) > 0 }
-
-    /// The peers of those of `links` that cross into a namespace of `open`, by local ifindex.
-    /// - Parameter nsids: nsid (as the links' namespace numbers it) → index into `open.namespaces`.
-    mutating func peers(of links: [Link], nsids: [Int32: Int]) -> [Int32: IPJSON.Peer] {
-        var peers: [Int32: IPJSON.Peer] = [:]
-        for link in links where Self.crosses(link) {
-            guard let nsid = link.linkNetnsID, let target = nsids[nsid], let peerIndex = link.link else { continue }
-            if remoteLinks[target] == nil {
-                remoteLinks[target] = (try? NetlinkSession(in: open.handles[target]).links(statistics: false)) ?? []
-            }
-            let name = remoteLinks[target]?.first { $0.index == peerIndex }?.name ?? "if\(peerIndex)"
-            peers[link.index] = IPJSON.Peer(ifname: name, ifindex: peerIndex, namespace: open.namespaces[target].reference,
-                                            inode: open.namespaces[target].id.inode)
-        }
-        return peers
     }
 }
 
@@ -103,7 +50,7 @@ struct NamespaceView {
     var state: NamespaceState
     var cookie: UInt64?
     /// Veth peers and parents in other namespaces, by local ifindex.
-    var peers: [Int32: IPJSON.Peer]
+    var peers: [Int32: LinkPeer]
     /// The namespace's nsid table, for the `nsids` section (`show` fills it; `dump` has no such section).
     var nsids: [NSIDEntry] = []
     /// The sections to print (all by default; `dump --sections` chooses).

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Inspect
 import JSONKit
 import NetAddress
 import Netlink

@@ -146,6 +146,15 @@ void nsi_unblock_stop_signals(void);
 /// Signal helpers for the CLI: ignore/restore SIGINT and SIGQUIT while waiting for a child, like system(3).
 void nsi_ignore_interactive_signals(int ignore);
 
+/// The one stop request of the process: a sigaction handler for SIGINT, SIGTERM and SIGHUP (without
+/// SA_RESTART, so a blocking poll returns EINTR and its loop looks at the flag) sets a sig_atomic_t that
+/// every long-running loop reads. Returns 0 or -1 (errno).
+int nsi_install_stop_handler(void);
+int nsi_stop_requested(void);
+/// Requests a stop as the handler would (a program's own reasons, tests); `nsi_clear_stop` forgets it.
+void nsi_request_stop(void);
+void nsi_clear_stop(void);
+
 /// A connected AF_UNIX stream socket (close-on-exec) to `path`, or -1 with errno (ENAMETOOLONG when the
 /// path does not fit sun_path).
 int nsi_unix_connect(const char *path);

@@ -8,15 +8,15 @@ import ProcNS
 /// The census namespaces opened, labelled and (on demand) snapshotted: what `list`, `dump` and
 /// `graph` share. Namespaces that vanished between the census and opening them are kept aside with the
 /// reason, so the rest is still printed.
-struct OpenNamespaces {
-    let census: Census
+public struct OpenNamespaces {
+    public let census: Census
     /// Census namespaces that could be opened, with their handles (same order).
-    private(set) var namespaces: [NetNamespace] = []
-    private(set) var handles: [NamespaceHandle] = []
+    public private(set) var namespaces: [NetNamespace] = []
+    public private(set) var handles: [NamespaceHandle] = []
     /// Namespaces that could not be opened, and why.
-    private(set) var vanished: [(NetNamespace, OperationError)] = []
+    public private(set) var vanished: [(NetNamespace, OperationError)] = []
 
-    init(_ census: Census, selecting selected: [NetNamespace]? = nil) {
+    public init(_ census: Census, selecting selected: [NetNamespace]? = nil) {
         _ = nsi_raise_nofile_limit()
         self.census = census
         for ns in selected ?? census.namespaces {
@@ -33,20 +33,20 @@ struct OpenNamespaces {
 
     /// Labels, in the order of `namespaces`: the namespace's reference (`router1`, `docker:web`,
     /// `pid:1234`, `ino:…`).
-    private(set) var labels: [String] = []
+    public private(set) var labels: [String] = []
     /// Inodes, in the order of `namespaces`.
-    private(set) var inodes: [UInt64] = []
+    public private(set) var inodes: [UInt64] = []
 
-    func index(of inode: UInt64) -> Int? { namespaces.firstIndex { $0.id.inode == inode } }
+    public func index(of inode: UInt64) -> Int? { namespaces.firstIndex { $0.id.inode == inode } }
 
     /// Reads `parts` from every namespace; a namespace that fails is reported in the result.
-    func snapshots(_ parts: InventoryParts) throws -> [Result<NamespaceSnapshot, any Error>] {
+    public func snapshots(_ parts: InventoryParts) throws -> [Result<NamespaceSnapshot, any Error>] {
         try Inventory.take(handles, parts: parts)
     }
 
     /// The namespaces `socket`'s namespace knows by nsid, found by asking it about every open namespace
     /// in one batched RTM_GETNSID exchange (cheap from inside a namespace: its nsid table is small).
-    func nsidMap(from socket: NetlinkSocket, among candidates: [Int]? = nil) -> [Int32: Int] {
+    public func nsidMap(from socket: NetlinkSocket, among candidates: [Int]? = nil) -> [Int32: Int] {
         let indexes = candidates ?? Array(namespaces.indices)
         guard let answers = try? socket.nsids(of: indexes.map { handles[$0] }) else { return [:] }
         var map: [Int32: Int] = [:]
@@ -59,7 +59,7 @@ struct OpenNamespaces {
     /// The wiring with the switches that are not Linux bridges: Open vSwitch bridges, and unmanaged ones
     /// (masterless veth ends without addresses; their addresses are read only in the namespaces that have
     /// two or more such ends).
-    func wiringWithSwitches(_ links: [[Link]]) -> Wiring {
+    public func wiringWithSwitches(_ links: [[Link]]) -> Wiring {
         var wiring = self.wiring(links)
         let candidates = wiring.switchCandidates(links)
         var addresses: [Int: [InterfaceAddress]] = [:]
@@ -81,7 +81,7 @@ struct OpenNamespaces {
     }
 
     /// Builds the wiring from link snapshots, asking a namespace for nsids only where indexes are ambiguous.
-    func wiring(_ links: [[Link]]) -> Wiring {
+    public func wiring(_ links: [[Link]]) -> Wiring {
         var sockets: [Int: NetlinkSocket] = [:]
         return Wiring.build(links) { from, nsid, candidates in
             if sockets[from] == nil { sockets[from] = try? NetlinkSocket.open(in: handles[from]) }

@@ -8,20 +8,20 @@ import ProcNS
 /// when it entered the namespace (before NAT), matched against both tuples of each entry of an
 /// IPCTNL_MSG_CT_GET dump on a netfilter socket opened inside the namespace. Read once the probes are
 /// done, well within the entries' timeouts (30 s for unreplied UDP and ICMP).
-struct TraceNAT {
-    struct Key: Hashable {
+public struct TraceNAT {
+    public struct Key: Hashable {
         let namespace: UInt32
         let match: ConntrackMatch
     }
 
-    private(set) var entries: [Key: [ConntrackEntry]] = [:]
+    public private(set) var entries: [Key: [ConntrackEntry]] = [:]
     /// Namespaces whose table could not be read, and why (said once in the output, not fatal).
-    private(set) var problems: [UInt32: String] = [:]
+    public private(set) var problems: [UInt32: String] = [:]
 
-    init() {}
+    public init() {}
 
     /// Reads the tables of the namespaces where `reports` saw a rewrite; one dump per namespace.
-    init(reports: [ProbeReport], handles: [UInt32: NamespaceHandle], labels: [UInt32: String]) {
+    public init(reports: [ProbeReport], handles: [UInt32: NamespaceHandle], labels: [UInt32: String]) {
         var wanted: [UInt32: Set<ConntrackMatch>] = [:]
         for report in reports {
             for hop in report.requestHops + report.replyHops {
@@ -42,7 +42,7 @@ struct TraceNAT {
     }
 
     /// The entries behind `hop`'s rewrites (empty when it rewrote nothing or none was found).
-    func entries(for hop: ObservedHop) -> [ConntrackEntry] {
+    public func entries(for hop: ObservedHop) -> [ConntrackEntry] {
         Self.key(hop).flatMap { entries[$0] } ?? []
     }
 
