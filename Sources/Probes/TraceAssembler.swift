@@ -174,7 +174,7 @@ public struct ProbeReport: Sendable {
     public var observedRoutedHops: Int
     /// Routed hops by the reply's TTL: the responder's initial TTL minus the TTL on arrival.
     public var replyRoutedHops: Int?
-    public var verdict: String
+    public var verdict: Verdict
     /// Observation, prediction and reply TTL agree.
     public var agrees: Bool
 }
@@ -604,8 +604,9 @@ public struct TraceAssembler {
     // MARK: Verdict
 
     func judge(_ probe: SentProbe, requestHops: [ObservedHop], replyHops: [ObservedHop], drop: ObservedHop?, routed: Int,
-               replyRouted: Int?, timeline: [TimelineEntry]) -> (String, Bool) {
+               replyRouted: Int?, timeline: [TimelineEntry]) -> (Verdict, Bool) {
         let predicted = expected.filter(\.forwards).count
+        let counts = HopCounts(seen: routed, predicted: expected.isEmpty ? nil : predicted, byReplyTTL: replyRouted, initialTTL: initialTTL)
         // Namespaces that only switched the probe are not on `path`'s list of hops (it names their bridges).
         let observedHops = requestHops.filter { $0.switching == nil }
         let observedPath = observedHops.map(\.namespace)
@@ -619,77 +620,58 @@ public struct TraceAssembler {
                 let visits = Dictionary(grouping: requestHops, by: \.namespace)
                 if requestedTTL == nil, visits.values.contains(where: { $0.count > 1 }) {
                     let looping = requestHops.filter { visits[$0.namespace]!.count > 1 }
-                    let names = looping.prefix(2).map(\.label)
-                    return ("routing loop between \(names.joined(separator: " and ")): the probe passed \(looping.count) times through them until its ttl ran out in \(sender)"
-                            + (predictedLoop ? ", as path predicted" : "; path did not predict it"), predictedLoop)
+                    return (.routingLoop(between: looping.prefix(2).map(\.label), passes: looping.count, expiredIn: sender,
+                                         predicted: predictedLoop), predictedLoop)
                 }
-                guard let ttl = requestedTTL else { return ("\(what) from \(sender): fewer hops than the path has", false) }
+                guard let ttl = requestedTTL else { return (.ttlExceeded(error: what, from: sender), false) }
                 let expectedAt = expected.filter(\.forwards).dropFirst(Int(ttl) - 1).first?.label
                 let agrees = expectedAt == nil || expectedAt == sender
-                return ("\(what) from \(sender) after \(ttl) hop\(ttl == 1 ? "" : "s"), as --ttl \(ttl) asks"
-                        + (agrees ? "" : "; path predicted \(expectedAt!) there"), agrees)
+                return (.ttlAsked(error: what, from: sender, ttl: ttl, predictedThere: agrees ? nil : expectedAt), agrees)
             }
             if portUnreachable, let last = requestHops.last, last.label == sender || expected.last?.namespace == last.namespace {
                 let agrees = expected.isEmpty || (routed == predicted && expected.last?.namespace == last.namespace)
-                return ("reached \(last.label) over \(routed) routed hop\(routed == 1 ? "" : "s")"
-                        + (expected.isEmpty ? "" : " (\(predicted) predicted by path)") + "; it answers \(what): nothing listens there", agrees)
+                return (.closedPort(reached: last.label, counts, error: what), agrees)
             }
-            return ("\(what) from \(sender)", false)
+            return (.icmpError(error: what, from: sender), false)
         }
         // A TCP reset from the destination: the SYN arrived (and was dropped there for want of a socket).
         if probe.outcome == .reset, let last = requestHops.last {
             let agrees = expected.isEmpty || (routed == predicted && expected.last?.namespace == last.namespace)
-            return ("reached \(last.label) over \(routed) routed hop\(routed == 1 ? "" : "s")"
-                    + (expected.isEmpty ? "" : " (\(predicted) predicted by path)") + "; it answers with a TCP reset: nothing listens on that port", agrees)
+            return (.closedPort(reached: last.label, counts, error: nil), agrees)
         }
         // A probe that got its answer was not dropped, whatever happened to copies of it.
         if case .reply = probe.outcome {} else if let drop, let reason = drop.drop {
-            var text = "dropped in \(drop.label)" + (drop.dropPlace.map { " " + $0 } ?? "") + ": \(reason)"
-                + (DropReasons.explanation(reason).map { " (\($0))" } ?? "")
             if let stop = predictedStop, stop.namespace == drop.namespace {
-                return (text + ", as path predicted (\(stop.why))", true)
+                return (.dropped(in: drop.label, place: drop.dropPlace, reason: reason, predictedStop: stop.why, predictedNext: nil), true)
             }
-            if let at = expected.firstIndex(where: { $0.namespace == drop.namespace }), at < expected.count - 1 {
-                text += "; path predicted it to go on to \(expected[at + 1].label)"
-            }
-            return (text, false)
+            var next: String?
+            if let at = expected.firstIndex(where: { $0.namespace == drop.namespace }), at < expected.count - 1 { next = expected[at + 1].label }
+            return (.dropped(in: drop.label, place: drop.dropPlace, reason: reason, predictedStop: nil, predictedNext: next), false)
         }
         switch probe.outcome {
         case .notSent(let why):
-            return ("not sent: \(why)", false)
+            return (.notSent(why), false)
         case .icmpError:
-            return ("an ICMP error", false)  // handled above
+            return (.icmpError(error: "?", from: "?"), false)  // handled above
         case .timeout:
-            if let last = requestHops.last {
-                let via = last.outInterface.map { " leaving via \($0)" } ?? last.inInterface.map { " arriving on \($0)" } ?? ""
-                if replyHops.isEmpty {
-                    if let stop = predictedStop, stop.namespace == last.namespace {
-                        return ("no reply: the probe was last seen in \(last.label)\(via), where path predicted it to stop (\(stop.why))", true)
-                    }
-                    return ("no reply: the probe was last seen in \(last.label)\(via), and no drop was seen", false)
-                }
-                return ("no reply reached the sender: the reply was last seen in \(replyHops.last!.label)", false)
+            guard let last = requestHops.last else { return (.unseen, false) }
+            guard replyHops.isEmpty else { return (.answerLost(lastSeenIn: replyHops.last!.label), false) }
+            if let stop = predictedStop, stop.namespace == last.namespace {
+                return (.lastSeen(in: last.label, leaving: last.outInterface, arriving: last.inInterface, predictedStop: stop.why), true)
             }
-            return ("no reply, and the probe was not seen in any traced namespace", false)
+            return (.lastSeen(in: last.label, leaving: last.outInterface, arriving: last.inInterface, predictedStop: nil), false)
         case .reset:
-            return ("the destination answered with a TCP reset (port closed)", routed == predicted)
+            return (.reset, routed == predicted)
         case .reply:
-            var facts: [String] = ["\(routed) routed hop\(routed == 1 ? "" : "s") seen"]
-            if !expected.isEmpty { facts.append("\(predicted) predicted by path") }
-            if let r = replyRouted { facts.append("\(r) by the reply's ttl (\(initialTTL) − \(initialTTL - r))") }
-            let counts = [routed] + (expected.isEmpty ? [] : [predicted]) + (replyRouted.map { [$0] } ?? [])
-            let sameCount = Set(counts).count == 1
             let predictedPath = expected.map(\.namespace)
             if !expected.isEmpty, let diverge = Array(zip(observedPath, predictedPath)).firstIndex(where: { $0 != $1 }) {
-                return ("\(facts.joined(separator: ", ")); the probe went through \(observedHops[diverge].label) where path predicted \(expected[diverge].label)", false)
+                return (.diverged(counts, wentThrough: observedHops[diverge].label, predicted: expected[diverge].label), false)
             }
-            if sameCount {
-                return (facts.joined(separator: " = ") + ": they agree", true)
-            }
+            if counts.agree { return (.agree(counts), true) }
             if let r = replyRouted, r != routed {
-                return (facts.joined(separator: ", ") + ": the way back differs from the way there (\(replyHops.filter(\.routed).map(\.label).joined(separator: ", ")))", false)
+                return (.wayBackDiffers(counts, back: replyHops.filter(\.routed).map(\.label)), false)
             }
-            return (facts.joined(separator: ", ") + ": they differ", false)
+            return (.differ(counts), false)
         }
     }
 

@@ -210,6 +210,74 @@ struct TraceOutput {
         return parts.joined(separator: "; ") + "; not the probe's fate"
     }
 
+    /// A verdict in words.
+    static func verdictText(_ verdict: Verdict) -> String {
+        func hops(_ n: Int) -> String { "\(n) routed hop\(n == 1 ? "" : "s")" }
+        func facts(_ c: HopCounts) -> [String] {
+            ["\(hops(c.seen)) seen"] + (c.predicted.map { ["\($0) predicted by path"] } ?? [])
+                + (c.byReplyTTL.map { ["\($0) by the reply's ttl (\(c.initialTTL) − \(c.initialTTL - $0))"] } ?? [])
+        }
+        switch verdict {
+        case .agree(let c):
+            return facts(c).joined(separator: " = ") + ": they agree"
+        case .diverged(let c, let went, let predicted):
+            return "\(facts(c).joined(separator: ", ")); the probe went through \(went) where path predicted \(predicted)"
+        case .wayBackDiffers(let c, let back):
+            return facts(c).joined(separator: ", ") + ": the way back differs from the way there (\(back.joined(separator: ", ")))"
+        case .differ(let c):
+            return facts(c).joined(separator: ", ") + ": they differ"
+        case .closedPort(let reached, let c, let error):
+            let answer = error.map { "it answers \($0): nothing listens there" } ?? "it answers with a TCP reset: nothing listens on that port"
+            return "reached \(reached) over \(hops(c.seen))" + (c.predicted.map { " (\($0) predicted by path)" } ?? "") + "; " + answer
+        case .reset:
+            return "the destination answered with a TCP reset (port closed)"
+        case .routingLoop(let between, let passes, let expiredIn, let predicted):
+            return "routing loop between \(between.joined(separator: " and ")): the probe passed \(passes) times through them until its ttl ran out in \(expiredIn)"
+                + (predicted ? ", as path predicted" : "; path did not predict it")
+        case .ttlAsked(let error, let from, let ttl, let there):
+            return "\(error) from \(from) after \(ttl) hop\(ttl == 1 ? "" : "s"), as --ttl \(ttl) asks" + (there.map { "; path predicted \($0) there" } ?? "")
+        case .ttlExceeded(let error, let from):
+            return "\(error) from \(from): fewer hops than the path has"
+        case .icmpError(let error, let from):
+            return "\(error) from \(from)"
+        case .dropped(let ns, let place, let reason, let stop, let next):
+            var text = "dropped in \(ns)" + (place.map { " " + $0 } ?? "") + ": \(reason)" + (DropReasons.explanation(reason).map { " (\($0))" } ?? "")
+            if let stop { text += ", as path predicted (\(stop))" }
+            if let next { text += "; path predicted it to go on to \(next)" }
+            return text
+        case .notSent(let why):
+            return "not sent: \(why)"
+        case .lastSeen(let ns, let leaving, let arriving, let stop):
+            let via = leaving.map { " leaving via \($0)" } ?? arriving.map { " arriving on \($0)" } ?? ""
+            return "no reply: the probe was last seen in \(ns)\(via)" + (stop.map { ", where path predicted it to stop (\($0))" } ?? ", and no drop was seen")
+        case .answerLost(let ns):
+            return "no reply reached the sender: the reply was last seen in \(ns)"
+        case .unseen:
+            return "no reply, and the probe was not seen in any traced namespace"
+        }
+    }
+
+    /// The verdict's kind, for JSON: `agree`, `dropped`, `routing_loop`, …
+    static func verdictKind(_ verdict: Verdict) -> String {
+        switch verdict {
+        case .agree: "agree"
+        case .diverged: "diverged"
+        case .wayBackDiffers: "way_back_differs"
+        case .differ: "differ"
+        case .closedPort: "closed_port"
+        case .reset: "reset"
+        case .routingLoop: "routing_loop"
+        case .ttlAsked: "ttl_asked"
+        case .ttlExceeded: "ttl_exceeded"
+        case .icmpError: "icmp_error"
+        case .dropped: "dropped"
+        case .notSent: "not_sent"
+        case .lastSeen: "last_seen"
+        case .answerLost: "answer_lost"
+        case .unseen: "unseen"
+        }
+    }
+
     func outcomeText(_ outcome: ProbeOutcome) -> String {
         switch outcome {
         case .reply(let ttl, let rtt): return "reply" + (ttl.map { " with ttl \($0)" } ?? "") + " in \(Self.milliseconds(Int64(rtt)).dropFirst())"
@@ -237,7 +305,7 @@ struct TraceOutput {
             if !report.replyHops.isEmpty { out += "  back:  " + hopsText(report.replyHops) + "\n" }
             out += conntrackText(report.requestHops + report.replyHops)
             if let copies = copiesText(report.discardedCopies) { out += "  copies: " + copies + "\n" }
-            out += "  " + Output.styled("verdict: " + report.verdict, report.agrees ? .green : .red) + "\n"
+            out += "  " + Output.styled("verdict: " + Self.verdictText(report.verdict), report.agrees ? .green : .red) + "\n"
         }
         let agreeing = reports.filter(\.agrees).count
         out += "\n\(agreeing) of \(reports.count) probe\(reports.count == 1 ? "" : "s") as predicted; \(statistics.events) events"
@@ -276,7 +344,8 @@ struct TraceOutput {
                 c.add("drop", copy.reason); c.add("drop_place", copy.place)
                 return c.json
             }))
-            o.add("verdict", r.verdict)
+            o.add("verdict", Self.verdictText(r.verdict))
+            o.add("verdict_kind", Self.verdictKind(r.verdict))
             o.add("agrees", r.agrees)
             return o.json
         }))

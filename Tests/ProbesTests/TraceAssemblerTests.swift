@@ -95,7 +95,7 @@ struct TraceAssemblerTests {
         #expect(!report.requestHops[1].routed)
         #expect(report.observedRoutedHops == 0)
         #expect(report.agrees, "\(report.verdict)")
-        #expect(report.verdict.contains("they agree"))
+        #expect(report.verdict == .agree(HopCounts(seen: 0, predicted: 0, byReplyTTL: 0, initialTTL: 64)))
         #expect(report.replyHops[1].switching?.outPort == "p1")
     }
 
@@ -156,7 +156,8 @@ struct TraceAssemblerTests {
         #expect(!report.agrees)
         #expect(report.drop?.label == "h2")
         #expect(report.drop?.drop == "UDP_CSUM")
-        #expect(report.verdict.hasPrefix("dropped in h2 on input from eth0: UDP_CSUM (bad checksum"), "\(report.verdict)")
+        #expect(report.verdict == .dropped(in: "h2", place: "on input from eth0", reason: "UDP_CSUM", predictedStop: nil, predictedNext: nil),
+                "\(report.verdict)")
         #expect(report.discardedCopies.map(\.label) == ["host"])
         #expect(report.requestHops.map(\.label) == ["h1", "host", "h2"])
     }
@@ -169,7 +170,7 @@ struct TraceAssemblerTests {
         events.append(Trace.event(.drop, at: 4_300, in: Trace.h2, "eth1", index: 3, skb: 0xf, drop: 5))
         let report = try #require(Trace.assembler().assemble(events: events, probes: Trace.answered).first)
         #expect(report.agrees, "\(report.verdict)")
-        #expect(!report.verdict.contains("dropped"))
+        #expect(report.verdict == .agree(HopCounts(seen: 0, predicted: 0, byReplyTTL: 0, initialTTL: 64)))
         #expect(report.drop == nil)
         #expect(report.discardedCopies.map(\.reason) == ["NETFILTER_DROP"])
     }
@@ -190,7 +191,8 @@ struct TraceAssemblerTests {
         let probes = [SentProbe(sequence: 1, sentAt: 500, outcome: .timeout)]
         let report = try #require(Trace.assembler().assemble(events: events, probes: probes).first)
         #expect(report.drop?.label == "h2")
-        #expect(report.verdict.hasPrefix("dropped in h2 on input from eth0: NETFILTER_DROP"), "\(report.verdict)")
+        #expect(report.verdict == .dropped(in: "h2", place: "on input from eth0", reason: "NETFILTER_DROP", predictedStop: nil, predictedNext: nil),
+                "\(report.verdict)")
         #expect(report.discardedCopies.map(\.label) == ["r"])
     }
 
@@ -248,5 +250,6 @@ struct TraceAssemblerTests {
         #expect(report.requestHops[1].switching == nil)
         #expect(report.observedRoutedHops == 1)
         #expect(!report.agrees)  // path predicted no router between h1 and h2
+        #expect(report.verdict == .diverged(HopCounts(seen: 1, predicted: 0, byReplyTTL: 1, initialTTL: 64), wentThrough: "sw", predicted: "h2"))
     }
 }
