@@ -22,15 +22,9 @@
 # down removes ours and the directories if up saw them missing). down stops nspawn (SIGTERM, then SIGKILL)
 # and the container's PID 1 by their recorded PIDs and start times.
 
-# A harness's pipes leaked to us past fd 2 would be inherited by systemd-nspawn and keep the harness
-# waiting for end of file: close every inherited descriptor above 2 (bash reads this script from 255).
-for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done
-
-set -uo pipefail
-export LC_ALL=C
-PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
-TOOL=nspawn.sh
-usage() { echo "usage: $TOOL up|down STATE NAME [--cgroup none|scope|service]" >&2; exit 2; }
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh" || exit 1
+# Inherited descriptors are closed first: systemd-nspawn would keep a harness's pipes open.
+tool_init nspawn.sh "up|down STATE NAME [--cgroup none|scope|service]"
 [ $# -ge 3 ] || usage
 CMD=$1 STATE=${2%/} NAME=$3
 shift 3
@@ -44,41 +38,15 @@ while [ $# -gt 0 ]; do
 done
 case $CMD in up|down) ;; *) usage ;; esac
 case $MODE in none|scope|service) ;; *) usage ;; esac
-case $STATE in
-    /*/*|/[!/]*) ;;
-    *) echo "$TOOL: STATE must be an absolute path below / (got '$STATE')" >&2; exit 2 ;;
-esac
+check_state
 [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$ ]] || { echo "$TOOL: NAME must be a machine name ([A-Za-z0-9][A-Za-z0-9_.-]*)" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "$TOOL: must run as root" >&2; exit 1; }
+need_root
 
-REC=$STATE/record
-MARK=$STATE/.nsinspect-test-tool
 ROOT=$STATE/rootfs
 LOG=$STATE/nspawn.log
 
-now() { date +%s%N; }
-ms_since() { echo $((($(now) - $1) / 1000000)); }
-say() { echo "$TOOL: $*"; }
-record() { printf '%s\n' "$*" >> "$REC"; }
-records() { [ -f "$REC" ] && awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$REC"; return 0; }
-
-# /proc/PID/stat after "(comm) ": [0] is the state, [19] the start time.
-pstat() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; printf '%s\n' "${s##*) }"; }
-# A token PID:STARTTIME names one process for good: a PID the kernel reuses is never signalled.
-token() { local f; f=($(pstat "$1")) || return 1; [ "${f[0]}" != Z ] || return 1; echo "$1:${f[19]}"; }
-tok_alive() { local f; f=($(pstat "${1%%:*}")) || return 1; [ "${f[0]}" != Z ] && [ "${f[19]}" = "${1#*:}" ]; }
-signal_all() { local sig=$1 t; shift; for t in "$@"; do tok_alive "$t" && kill -"$sig" "${t%%:*}" 2>/dev/null; done; return 0; }
-wait_gone() {   # TENTHS TOKEN...: until none runs (zombies count as gone: PID 1 here reaps late)
-    local tenths=$1 i t left; shift
-    for ((i = 0; i <= tenths; i++)); do
-        left=0; for t in "$@"; do tok_alive "$t" && { left=1; break; }; done
-        [ $left = 0 ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# (here, not in common.sh: only nspawn.sh records nested directories, payload/ below the launch cgroup)
 deepest_first() { sort -u | awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2-; }
-record_pid() { local t; t=$(token "$1") && record pid "$t" "$2"; }   # PID ROLE
 
 # The hierarchies systemd manages (where nspawn makes payload/ and supervisor/): cgroup2 on a pure v2
 # host; name=systemd plus the cgroup2 one in hybrid mode.
@@ -103,114 +71,56 @@ unit_escape() {
     printf '%s' "$out"
 }
 
-# STATE directories of the other running setups of this tool (systemd-nspawn … -D STATE/rootfs).
-other_states() {
-    local p s
-    for p in $(pgrep -x systemd-nspawn); do
-        s=$(tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n '/^-D$/{n;p;q}')
-        s=${s%/rootfs}
-        [ -n "$s" ] && [ "$s" != "$STATE" ] && [ -e "$s/.nsinspect-test-tool" ] && [ -f "$s/record" ] && echo "$s"
-    done
-}
-# A shared directory up made (machine.slice, /run/systemd/nspawn…) that another running setup of this
-# tool still uses: hand it over (into that STATE's record), so that the last one to go removes it.
-hand_over() {   # KIND DIR
-    local s
-    for s in $(other_states); do
-        grep -qxF "$1 $2" "$s/record" || echo "$1 $2" >> "$s/record"
-        say "$2 is still used by the setup in $s; handed over to it"
-        return 0
-    done
-    return 1
-}
+# The other running setups of this tool (hand_over of machine.slice, /run/systemd/nspawn…):
+# systemd-nspawn … -D STATE/rootfs
+SETUP_PROC=systemd-nspawn
+state_of() { local s; s=$(tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | sed -n '/^-D$/{n;p;q}'); echo "${s%/rootfs}"; }
 
 # ---------------------------------------------------------------------------------------------- down
 do_down() {
     [ -d "$STATE" ] || return 0
-    local t0 ntok ltok tokens=() d p t v
+    local t0 ntok tokens=() d p v
     t0=$(now)
-    ntok=$(records pid | awk '$2 == "nspawn" { print $1; exit }')
-    ltok=$(records pid | awk '$2 == "leader" { print $1; exit }')
+    ntok=$(recorded_pid nspawn)
     # 1. nspawn ends its container (SIGKILL to the payload) on SIGTERM
     if [ -n "$ntok" ] && tok_alive "$ntok"; then
         signal_all TERM "$ntok"
         wait_gone 50 "$ntok" || { say "systemd-nspawn ${ntok%%:*} ignored SIGTERM for 5 s; SIGKILL"; signal_all KILL "$ntok"; wait_gone 30 "$ntok"; }
     fi
     # 2. after a kill -9 of nspawn its container lives on: the leader, and whatever is in our cgroups
-    tokens=($(records pid | awk '{ print $1 }'))
-    for d in $(records cgroup); do
-        for p in $(cat "$d/cgroup.procs" 2>/dev/null); do t=$(token "$p") && tokens+=("$t"); done
-    done
-    if [ ${#tokens[@]} -gt 0 ]; then
-        signal_all KILL "${tokens[@]}"
-        wait_gone 50 "${tokens[@]}" ||
-            say "still running after SIGKILL: $(for t in "${tokens[@]}"; do tok_alive "$t" && echo "${t%%:*}"; done | tr '\n' ' ')"
-    fi
+    tokens=($(recorded_tokens) $(cgroup_members $(records cgroup)))
+    kill_tokens "${tokens[@]+"${tokens[@]}"}"
     # 3. the host veth goes with the container's namespace
     for v in $(records veth); do
         for ((p = 0; p < 30; p++)); do ip link show "$v" >/dev/null 2>&1 || break; sleep 0.1; done
         if ip link show "$v" >/dev/null 2>&1; then ip link del "$v" 2>/dev/null || say "ip link del $v failed"; fi
     done
     # 4. cgroup directories (nspawn never removes payload/ and supervisor/), deepest first; rmdir only
-    for d in $(records cgroup | deepest_first); do
-        [ -d "$d" ] || continue
-        rmdir "$d" 2>/dev/null || hand_over cgroup "$d" || say "cannot rmdir $d (in use?)"
-    done
+    remove_or_hand_over cgroup 'cannot rmdir %s (in use?)' $(records cgroup | deepest_first)
     # 5. what nspawn leaves in /run/systemd/nspawn
     for d in $(records file); do rm -f "$d"; done
-    for d in $(records dir | deepest_first); do
-        [ -d "$d" ] || continue
-        rmdir "$d" 2>/dev/null || hand_over dir "$d" || say "$d is not empty (another nspawn running?); kept"
-    done
-    rm -rf --one-file-system "$STATE"
-    say "down in $(ms_since "$t0") ms"
+    remove_or_hand_over dir '%s is not empty (another nspawn running?); kept' $(records dir | deepest_first)
+    finish_down "$t0"
 }
 
 # ------------------------------------------------------------------------------------------------ up
-fail() {
-    trap - INT TERM HUP
-    echo "$TOOL up: $*" >&2
-    echo "$TOOL up: undoing" >&2
-    do_down >&2
-    exit 1
-}
-
-healthy() {   # a complete, running setup from an earlier up
-    [ -s "$STATE/up.env" ] || return 1
-    local t
-    for t in $(records pid | awk '{ print $1 }'); do tok_alive "$t" || return 1; done
-}
-
 do_up() {
-    local t0 t1 tool h d hiers=() launch unit scope esc npid leader c st i out netns peer veth cgroup procs=()
+    local t0 t1 h d hiers=() launch unit scope esc npid leader c i netns peer veth cgroup procs=()
     t0=$(now)
-    for tool in systemd-nspawn nsenter ip setsid chroot pgrep; do
-        command -v "$tool" >/dev/null || { echo "$TOOL: $tool not found (apt-get install systemd-container iproute2 procps)" >&2; exit 1; }
-    done
-    [ -x /bin/busybox ] || { echo "$TOOL: /bin/busybox not found (apt-get install busybox-static)" >&2; exit 1; }
+    need_tools "systemd-container iproute2 procps" systemd-nspawn nsenter ip setsid chroot pgrep
+    need_busybox
     hiers=($(systemd_hierarchies))
     [ ${#hiers[@]} -gt 0 ] || { echo "$TOOL: no name=systemd or cgroup2 hierarchy is mounted" >&2; exit 1; }
     if [ "$MODE" != none ] && [ -d /run/systemd/system ]; then
         echo "$TOOL: systemd runs as PID 1 here; --cgroup $MODE would fake its machine.slice cgroups" >&2; exit 1
     fi
 
-    if [ -d "$STATE" ]; then
-        if healthy; then say "already up"; cat "$STATE/up.env"; exit 0; fi
-        if [ -e "$MARK" ]; then say "STATE holds a broken earlier setup; removing it first"; do_down
-        elif [ -n "$(ls -A "$STATE")" ]; then echo "$TOOL: $STATE exists, is not empty and is not ours" >&2; exit 1; fi
-    fi
-    mkdir -p "$STATE" || { echo "$TOOL: cannot create $STATE" >&2; exit 1; }
-    : > "$MARK"
-    : > "$REC"
+    begin_up
     record mode "$MODE"
-    trap 'fail "interrupted by a signal"' INT TERM HUP
 
     # 1. root: static busybox and its applets; nspawn insists on /usr ("doesn't look like it has an OS tree")
     t1=$(now)
-    mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,var,root}
-    cp /bin/busybox "$ROOT/bin/busybox" || fail "cp /bin/busybox $ROOT/bin/ failed"
-    out=$(chroot "$ROOT" /bin/busybox --install -s 2>&1) ||
-        fail "chroot $ROOT /bin/busybox --install -s: $out (is /bin/busybox the static one? apt-get install busybox-static)"
+    busybox_root "$ROOT" "--install -s" bin sbin usr/bin usr/sbin etc proc sys dev tmp run var root
     printf 'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="busybox for nsinspect tests"\n' > "$ROOT/etc/os-release"
     say "rootfs in $(ms_since "$t1") ms"
 
@@ -295,12 +205,7 @@ $(tail -20 "$LOG")"
         echo "VETH=$veth"
         echo "CGROUP=$cgroup"
     } > "$STATE/up.env"
-    trap - INT TERM HUP
-    say "up in $(ms_since "$t0") ms"
-    cat "$STATE/up.env"
+    finish_up "$t0"
 }
 
-case $CMD in
-    up) do_up ;;
-    down) do_down; exit 0 ;;
-esac
+run_command

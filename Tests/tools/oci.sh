@@ -20,61 +20,22 @@
 # supported, drop all controllers from cgroupv2"); then every crun call runs in a private mount namespace
 # where /sys/fs/cgroup/unified/cgroup.controllers reads empty. Nothing on the host changes for that.
 
-# A harness's pipes leaked to us past fd 2 would be inherited by the container and keep the harness
-# waiting for end of file: close every inherited descriptor above 2 (bash reads this script from 255).
-for fd in $(ls /proc/$$/fd); do if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null; fi; done
-
-set -uo pipefail
-export LC_ALL=C
-PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
-TOOL=oci.sh
-usage() { echo "usage: $TOOL up|down STATE runc|crun ID" >&2; exit 2; }
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh" || exit 1
+# Inherited descriptors are closed first: the container would keep a harness's pipes open.
+tool_init oci.sh "up|down STATE runc|crun ID"
 [ $# -eq 4 ] || usage
 CMD=$1 STATE=${2%/} RT=$3 ID=$4
 case $CMD in up|down) ;; *) usage ;; esac
 case $RT in runc|crun) ;; *) usage ;; esac
-case $STATE in
-    /*/*|/[!/]*) ;;
-    *) echo "$TOOL: STATE must be an absolute path below / (got '$STATE')" >&2; exit 2 ;;
-esac
+check_state
 [[ $ID =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$ ]] || { echo "$TOOL: ID must be [A-Za-z0-9][A-Za-z0-9_.-]*" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "$TOOL: must run as root" >&2; exit 1; }
+need_root
 
-REC=$STATE/record
-MARK=$STATE/.nsinspect-test-tool
 ROOT=$STATE/rootfs
 RTROOT=$STATE/rt
 BRIDGE=${ID:0:15}
 SUBNET=10.88.77.0/24
 CNI_PATH=/usr/lib/cni
-
-now() { date +%s%N; }
-ms_since() { echo $((($(now) - $1) / 1000000)); }
-say() { echo "$TOOL: $*"; }
-record() { printf '%s\n' "$*" >> "$REC"; }
-records() { [ -f "$REC" ] && awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$REC"; return 0; }
-
-# /proc/PID/stat after "(comm) ": [0] is the state, [19] the start time.
-pstat() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; printf '%s\n' "${s##*) }"; }
-# A token PID:STARTTIME names one process for good: a PID the kernel reuses is never signalled.
-token() { local f; f=($(pstat "$1")) || return 1; [ "${f[0]}" != Z ] || return 1; echo "$1:${f[19]}"; }
-tok_alive() { local f; f=($(pstat "${1%%:*}")) || return 1; [ "${f[0]}" != Z ] && [ "${f[19]}" = "${1#*:}" ]; }
-signal_all() { local sig=$1 t; shift; for t in "$@"; do tok_alive "$t" && kill -"$sig" "${t%%:*}" 2>/dev/null; done; return 0; }
-wait_gone() {   # TENTHS TOKEN...: until none runs (zombies count as gone: PID 1 here reaps late)
-    local tenths=$1 i t left; shift
-    for ((i = 0; i <= tenths; i++)); do
-        left=0; for t in "$@"; do tok_alive "$t" && { left=1; break; }; done
-        [ $left = 0 ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-record_pid() { local t; t=$(token "$1") && record pid "$t" "$2"; }   # PID ROLE
-# cgroup mount points (mountinfo: the file system type follows the "-" after the optional fields)
-cgroup_mounts() {
-    awk '{ for (i = 7; i < NF && $i != "-"; i++) ; if ($(i + 1) == "cgroup" || $(i + 1) == "cgroup2") print $5 }' \
-        /proc/self/mountinfo | sort -u
-}
 
 rt() {   # the runtime, with its state in STATE; crun in hybrid mode behind the cgroup.controllers mask
     if [ "$RT" = crun ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ] &&
@@ -98,7 +59,7 @@ do_down() {
     [ -d "$STATE" ] || return 0
     local t0 ctok d nsname nspath
     t0=$(now)
-    ctok=$(records pid | awk '$2 == "container" { print $1; exit }')
+    ctok=$(recorded_pid container)
     nsname=$(records netns | tail -1)
     nspath=/var/run/netns/$nsname
     # 1. the container: kill, wait, delete (also after it was killed -9: delete reaps the state and cgroups)
@@ -115,7 +76,9 @@ do_down() {
         [ -f "$STATE/bridge.json" ] && { cni DEL "$STATE/bridge.json" eth0 "$nspath" > /dev/null 2>&1 || say "CNI bridge DEL failed"; }
         [ -f "$STATE/loopback.json" ] && { cni DEL "$STATE/loopback.json" lo "$nspath" > /dev/null 2>&1 || say "CNI loopback DEL failed"; }
     fi
-    # 3. the namespace, 4. the bridge (CNI DEL never removes it), 5. the runtime's cgroups
+    # 3. the namespace, 4. the bridge (CNI DEL never removes it), 5. the runtime's cgroups. Not common.sh's
+    #    del_named_netns and remove_or_hand_over: one cni-… name without runnetns, and cgroups named after
+    #    ID that no other setup shares.
     [ -n "$nsname" ] && [ -e "$nspath" ] && { ip netns del "$nsname" || say "ip netns del $nsname failed"; }
     for d in $(records bridge); do
         ip link show "$d" >/dev/null 2>&1 && { ip link del "$d" || say "ip link del $d failed"; }
@@ -123,52 +86,22 @@ do_down() {
     for d in $(records cgroup | tac); do
         [ -d "$d" ] && { rmdir "$d" 2>/dev/null || say "cannot rmdir $d (in use?)"; }
     done
-    rm -rf --one-file-system "$STATE"
-    say "down in $(ms_since "$t0") ms"
+    finish_down "$t0"
 }
 
 # ------------------------------------------------------------------------------------------------ up
-fail() {
-    trap - INT TERM HUP
-    echo "$TOOL up: $*" >&2
-    echo "$TOOL up: undoing" >&2
-    do_down >&2
-    exit 1
-}
-
-healthy() {   # a complete, running setup from an earlier up
-    [ -s "$STATE/up.env" ] || return 1
-    local t
-    for t in $(records pid | awk '{ print $1 }'); do tok_alive "$t" || return 1; done
-}
-
 do_up() {
-    local t0 t1 tool plugin nsname nspath out pid ip peer veth line path m d
+    local t0 t1 nsname nspath out pid ip peer veth line path m d
     t0=$(now)
-    for tool in "$RT" ip unshare chroot; do
-        command -v "$tool" >/dev/null || { echo "$TOOL: $tool not found (apt-get install $RT iproute2 util-linux)" >&2; exit 1; }
-    done
-    for plugin in bridge host-local loopback; do
-        [ -x "$CNI_PATH/$plugin" ] || { echo "$TOOL: $CNI_PATH/$plugin not found (apt-get install containernetworking-plugins)" >&2; exit 1; }
-    done
-    [ -x /bin/busybox ] || { echo "$TOOL: /bin/busybox not found (apt-get install busybox-static)" >&2; exit 1; }
+    need_tools "$RT iproute2 util-linux" "$RT" ip unshare chroot
+    need_cni_plugins "$CNI_PATH" bridge host-local loopback
+    need_busybox
 
-    if [ -d "$STATE" ]; then
-        if healthy; then say "already up"; cat "$STATE/up.env"; exit 0; fi
-        if [ -e "$MARK" ]; then say "STATE holds a broken earlier setup; removing it first"; do_down
-        elif [ -n "$(ls -A "$STATE")" ]; then echo "$TOOL: $STATE exists, is not empty and is not ours" >&2; exit 1; fi
-    fi
-    mkdir -p "$STATE" || { echo "$TOOL: cannot create $STATE" >&2; exit 1; }
-    : > "$MARK"
-    : > "$REC"
-    trap 'fail "interrupted by a signal"' INT TERM HUP
+    begin_up
 
     # 1. read-only busybox root
     t1=$(now)
-    mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root}
-    cp /bin/busybox "$ROOT/bin/busybox" || fail "cp /bin/busybox $ROOT/bin/ failed"
-    out=$(chroot "$ROOT" /bin/busybox --install -s 2>&1) ||
-        fail "chroot $ROOT /bin/busybox --install -s: $out (is /bin/busybox the static one? apt-get install busybox-static)"
+    busybox_root "$ROOT" "--install -s" bin sbin usr/bin usr/sbin etc proc sys dev tmp run root
     say "rootfs in $(ms_since "$t1") ms"
 
     # 2. the sandbox namespace, named as containerd names it (cni-…), with ID in it
@@ -281,12 +214,7 @@ EOF
         echo "BRIDGE=$BRIDGE"
         echo "VETH=$veth"
     } > "$STATE/up.env"
-    trap - INT TERM HUP
-    say "up in $(ms_since "$t0") ms"
-    cat "$STATE/up.env"
+    finish_up "$t0"
 }
 
-case $CMD in
-    up) do_up ;;
-    down) do_down; exit 0 ;;
-esac
+run_command

@@ -22,14 +22,13 @@ pid_of() { [ -s "$OVS_RUNDIR/$1.pid" ] && cat "$OVS_RUNDIR/$1.pid"; }
 # Running: exists and is not a zombie (an init that reaps late leaves <defunct> entries for a while).
 running() { [ -r "/proc/$1/stat" ] && ! awk '{exit ($3=="Z")?0:1}' "/proc/$1/stat" 2>/dev/null; }
 alive() { local p; p=$(pid_of "$1") && running "$p"; }
-wait_gone() { local p i; p=$(pid_of "$1") || return 0; for i in $(seq 50); do running "$p" || return 0; sleep 0.1; done; return 1; }
+# (not common.sh's wait_gone: a daemon here is named by its pidfile, for at most 5 s)
+daemon_gone() { local p i; p=$(pid_of "$1") || return 0; for i in $(seq 50); do running "$p" || return 0; sleep 0.1; done; return 1; }
 
 # Descriptors the caller leaked to us (a harness's output pipes, duplicated past 2) would be inherited by
-# the detached daemons and keep the caller waiting for end of file: close everything above 2 (bash reads
-# this script from 255).
-for fd in $(ls /proc/$$/fd); do
-    if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null; fi
-done
+# the detached daemons and keep the caller waiting for end of file: close everything above 2.
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh" || exit 1
+close_inherited_fds
 
 case $command in
 start)
@@ -60,8 +59,10 @@ start)
     ;;
 stop)
     [ -d "$dir" ] || exit 0
+    bridges=""
     if alive ovsdb-server; then
-        for bridge in $(ovs-vsctl --db="unix:$sock" --timeout=5 list-br 2>/dev/null); do
+        bridges=$(ovs-vsctl --db="unix:$sock" --timeout=5 list-br 2>/dev/null)
+        for bridge in $bridges; do
             if alive ovs-vswitchd; then
                 ovs-vsctl --db="unix:$sock" --timeout=10 --if-exists del-br "$bridge"
             else
@@ -73,10 +74,19 @@ stop)
         alive "$daemon" || continue
         p=$(pid_of "$daemon")
         ovs-appctl -t "$daemon" --timeout=5 exit $([ "$daemon" = ovs-vswitchd ] && echo --cleanup) >/dev/null 2>&1
-        wait_gone "$daemon" && continue
-        kill "$p" 2>/dev/null; wait_gone "$daemon" && continue
-        kill -9 "$p" 2>/dev/null; wait_gone "$daemon"
+        daemon_gone "$daemon" && continue
+        kill "$p" 2>/dev/null; daemon_gone "$daemon" && continue
+        kill -9 "$p" 2>/dev/null; daemon_gone "$daemon"
     done
+    # A vswitchd that died without --cleanup leaves the netdev datapath's tap devices (persistent): one
+    # per bridge of this database, and ovs-netdev when no other ovs-vswitchd runs.
+    for tap in $bridges; do
+        ip -d link show "$tap" 2>/dev/null | grep -q " tun " && ip link del "$tap" 2>/dev/null
+    done
+    if ! ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "ovs-vswitchd" { found = 1 } END { exit !found }' \
+        && ip -d link show ovs-netdev 2>/dev/null | grep -q " tun "; then
+        ip link del ovs-netdev 2>/dev/null
+    fi
     rm -rf "$dir"
     ;;
 vsctl)
