@@ -2,7 +2,7 @@
 /// order and stay stable between runs.
 ///
 /// nsinspect writes and reads JSON without Foundation: the census and `dump` must stay small in memory
-/// (DESIGN.md §2, issue 2's 30 MB budget) and Foundation alone costs more than 10 MB of resident memory.
+/// (docs/design.md: a census of a thousand namespaces in under 30 MB) and Foundation alone costs more than 10 MB of resident memory.
 public enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)

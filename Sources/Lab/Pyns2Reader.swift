@@ -1,6 +1,6 @@
 import Netlink
 
-/// Reads pyns2's lab format (LABS.md §3) as it is written in the wild, into the same `LabSpec` our schema
+/// Reads pyns2's lab format (examples/container-bridge-pyns2.yaml) as it is written in the wild, into the same `LabSpec` our schema
 /// gives:
 ///
 /// ```yaml

@@ -1,5 +1,5 @@
 /// Why bytes from the kernel could not be decoded: what was being read and where. Decoders throw this
-/// for truncated or malformed input instead of crashing or looping (issue 3, "Bad input").
+/// for truncated or malformed input instead of crashing or looping.
 public struct DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
     public let what: String
     public let offset: Int

@@ -7,7 +7,7 @@ import ProcNS
 
 /// A netlink socket (libmnl's mnl_socket), owned: closed in `deinit`.
 ///
-/// The rules of DESIGN.md §3 live here and nowhere else: bound with port id 0 (the kernel picks one),
+/// The rules of docs/design.md live here and nowhere else: bound with port id 0 (the kernel picks one),
 /// the sequence number and port id of every reply checked, NETLINK_EXT_ACK and NETLINK_GET_STRICT_CHK
 /// on, a dump restarted when the kernel flags it NLM_F_DUMP_INTR, NLM_F_ACK on every request that is
 /// not a dump (or the receive loop would wait forever), and a receive timeout so nothing hangs.

@@ -88,7 +88,7 @@ public struct NATObservation: Sendable, Hashable {
     public func probe(_ role: NATProbe.Role) -> NATProbe? { probes.first { $0.role == role } }
 }
 
-/// The experiment of LABS.md §4, with sockets opened inside the namespaces (RFC 4787 §4 and §5): the inside
+/// The experiment of examples/nat-types.yaml, with sockets opened inside the namespaces (RFC 4787 §4 and §5): the inside
 /// sends to an outside endpoint and the outside sees the mapping; then unsolicited datagrams go to that
 /// mapping from the contacted endpoint itself, from the contacted address on a port never contacted, and
 /// from an address never contacted; last, the same inside socket sends to the contacted address on another

@@ -1,7 +1,7 @@
 import CShim
 
 /// Linux capabilities nsinspect needs, read with capget(2) so a missing one is named before anything is
-/// changed (issue 2: "running without CAP_SYS_ADMIN (say which capability is missing)").
+/// changed.
 public enum Capability: Int, Sendable, CaseIterable, CustomStringConvertible {
     case dacReadSearch = 2
     case killProcess = 5

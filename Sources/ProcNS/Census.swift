@@ -155,7 +155,7 @@ public struct ScanProblems: Sendable {
     public init() {}
 }
 
-/// Every network namespace on the host, however it is held (DESIGN.md §1 `list`).
+/// Every network namespace on the host, however it is held (docs/design.md `list`).
 public struct Census: Sendable {
     public var namespaces: [NetNamespace]
     public var brokenNames: [BrokenName]

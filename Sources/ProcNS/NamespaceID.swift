@@ -1,4 +1,4 @@
-/// The identity of a namespace: the nsfs `(st_dev, st_ino)` of its file (DESIGN.md §3). Inodes can be
+/// The identity of a namespace: the nsfs `(st_dev, st_ino)` of its file (docs/design.md). Inodes can be
 /// reused after a namespace dies; the cookie (`NamespaceHandle.cookie`) never is.
 public struct NamespaceID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let device: UInt64

@@ -1,4 +1,4 @@
-/// The one grammar every command uses for a namespace (DESIGN.md §1): a name in /var/run/netns,
+/// The one grammar every command uses for a namespace (docs/design.md): a name in /var/run/netns,
 /// `pid:1234`, `ino:4026532178` or `net:[4026532178]`, a path to a namespace file, `docker:NAME`,
 /// `podman:NAME`, `containerd:ID`, `nspawn:MACHINE`, `mininet:h1`, or `host` (pid 1's namespace).
 public enum NamespaceReference: Equatable, Hashable, Sendable, CustomStringConvertible {

@@ -6,7 +6,7 @@ import CShim
 /// Namespace work on a dedicated thread.
 ///
 /// setns(2) and unshare(2) change only the calling thread, and Swift concurrency may move a task to
-/// another thread at any `await` (DESIGN.md §3). So every switch happens on a new pthread that runs the
+/// another thread at any `await` (docs/design.md). So every switch happens on a new pthread that runs the
 /// body synchronously and then ends: the caller's thread never leaves its namespace, and a thread that
 /// entered a namespace is never reused. Typical bodies only create a socket or a BPF link, which stays
 /// bound to the namespace it was created in.

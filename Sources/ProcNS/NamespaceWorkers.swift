@@ -24,7 +24,7 @@ public struct NamespaceWorkerContext: Sendable {
 /// Namespaces are taken in chunks (so a body can batch what it asks from outside them, like nsid
 /// lookups), results come back in the order namespaces were added. Each worker is a thread of its own
 /// that ends at `finish()`: a thread that entered a namespace is never reused for anything else, and the
-/// caller's thread never leaves its namespace (DESIGN.md §3). `finish()` must be called: the running
+/// caller's thread never leaves its namespace (docs/design.md). `finish()` must be called: the running
 /// threads keep the pool alive until then.
 public final class NamespaceWorkers<T: Sendable>: @unchecked Sendable {
     public typealias Body = @Sendable (NamespaceWorkerContext, [NamespaceHandle]) -> [T]

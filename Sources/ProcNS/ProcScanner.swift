@@ -4,7 +4,7 @@ import Glibc
 import CShim
 
 /// Where the census reads from. Every path is a parameter so tests can point it at fixture trees
-/// (DESIGN.md §5); `live` says whether the paths are the running system's, which allows the checks
+/// (docs/design.md); `live` says whether the paths are the running system's, which allows the checks
 /// that need real descriptors (sockets through pidfd_getfd).
 public struct CensusOptions: Sendable {
     public var procRoot: String

@@ -14,7 +14,7 @@ struct CommonOptions: ParsableArguments {
     var verbose = false
 }
 
-/// A subcommand whose errors are printed as `OPERATION: OBJECT: REASON` (DESIGN.md §4).
+/// A subcommand whose errors are printed as `OPERATION: OBJECT: REASON` (docs/design.md).
 protocol NSCommand: ParsableCommand {
     static var operationName: String { get }
 }

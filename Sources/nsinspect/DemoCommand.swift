@@ -11,7 +11,7 @@ struct DemoCommand: NSCommand {
         commandName: "demo",
         abstract: "Build the two-routers lab, run list, graph, path and trace on it, explain, and remove it.",
         discussion: """
-            host1 — router1 — router2 — host2 (LABS.md §1), under the names demo-host1 … so it never touches \
+            host1 — router1 — router2 — host2 (examples/two-routers.yaml), under the names demo-host1 … so it never touches \
             a lab of yours. The lab is removed at the end, also on Ctrl-C.
             """
     )

@@ -13,7 +13,7 @@ struct NatcheckCommand: NSCommand {
         commandName: "natcheck",
         abstract: "Classify a NAT by experiment: full cone, restricted cone, port-restricted cone or symmetric.",
         discussion: """
-            Sends UDP from a socket inside INSIDE to OUTSIDE, and back, the way LABS.md §4 does it by hand: \
+            Sends UDP from a socket inside INSIDE to OUTSIDE, and back, the way examples/nat-types.yaml does it by hand: \
             inside → an outside address and port (the outside sees the mapping); the reply; unsolicited \
             datagrams to the mapping from the contacted address on another port and from an address the \
             inside never contacted; then inside → the same address on another port and → another outside \

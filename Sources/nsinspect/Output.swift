@@ -3,7 +3,7 @@ import Glibc
 #endif
 import JSONKit
 
-/// Where command output goes: stdout for results, stderr for warnings and errors (DESIGN.md §4).
+/// Where command output goes: stdout for results, stderr for warnings and errors (docs/design.md).
 enum Output {
     /// Colour only on a terminal, and never when NO_COLOR is set.
     static let colorEnabled: Bool = isatty(1) == 1 && getenv("NO_COLOR") == nil

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `nsinspect conntrack NS [--watch]` on the nat-types lab of LABS.md §4 (under the test's own names) and on
+/// `nsinspect conntrack NS [--watch]` on the nat-types lab of examples/nat-types.yaml (under the test's own names) and on
 /// namespaces of the tests' own: events as c1 talks to c0 through both NATs, the table against
-/// `conntrack -L` from conntrack-tools in the same namespace, and the bad input of issue 6.
+/// `conntrack -L` from conntrack-tools in the same namespace, and bad input.
 @Suite("conntrack (end to end)", .serialized)
 struct ConntrackCommandTests {
     /// One line of `--watch --json`, parsed.

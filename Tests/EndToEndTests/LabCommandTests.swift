@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `nsinspect lab up|down|status|exec|test` run as a user runs them (issue 4, "Tests"): on every example
+/// `nsinspect lab up|down|status|exec|test` run as a user runs them: on every example
 /// as it is, and on lab files of the tests' own (names with a unique prefix) for failures, hand-made
 /// damage, bad input and namespaces the lab does not own. Every test removes what it made, also when it
 /// fails, and checks that nothing of its own is left.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// One of the nat-types example labs (LABS.md §4) brought up under a test's own names: the example file is
+/// One of the nat-types example labs (examples/nat-types.yaml) brought up under a test's own names: the example file is
 /// copied with every `ns-` namespace name and the lab's name replaced by the Scratch prefix, so the test
 /// never touches (nor waits for) the example's own namespaces, which other runs may hold. Addresses stay as
 /// they are: they live inside the lab's namespaces. `finish()` (a `defer`) brings it down and checks that
@@ -85,7 +85,7 @@ enum UDPWitness {
 
         """#
 
-    /// The experiment of LABS.md §4 with plain sockets: the inside sends to `contacted`; the contacted
+    /// The experiment of examples/nat-types.yaml with plain sockets: the inside sends to `contacted`; the contacted
     /// endpoint answers; unsolicited datagrams go to the mapping from the contacted address on another port
     /// and from `stranger`; then the same inside socket sends to `contacted` on another port and to `second`.
     /// Prints what each receiver saw as JSON.

@@ -2,10 +2,10 @@ import Foundation
 import Testing
 import TestSupport
 
-/// `nsinspect natcheck` on the nat-types labs of LABS.md §4 (the author's hand-written rules and the three
+/// `nsinspect natcheck` on the nat-types labs of examples/nat-types.yaml (the author's hand-written rules and the three
 /// variants made of one-word NAT types), each NAT checked against what plain UDP sockets observe through it
 /// (`UDPWitness`): the type the test expects is computed from those observations, never taken from the lab
-/// author's labels. Then the bad input of issue 6: an inside that cannot reach the outside, unknown
+/// author's labels. Then bad input: an inside that cannot reach the outside, unknown
 /// namespaces; and natcheck must never leave a temporary address behind.
 @Suite("natcheck (end to end)", .serialized)
 struct NatcheckCommandTests {

@@ -74,7 +74,7 @@ struct RuntimeTests {
 
     /// The census entry holding a process.
     static func entry(holding pid: String) throws -> [String: Any]? {
-        let list = try FoundationCommandTests.listJSON()
+        let list = try CensusCommandTests.listJSON()
         return list.first { ($0["pids"] as? [Int])?.contains(Int(pid) ?? -1) == true }
     }
 

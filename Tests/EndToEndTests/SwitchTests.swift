@@ -141,7 +141,7 @@ struct SwitchTests {
             #expect(scratch.leftovers().isEmpty)
             #expect(Self.hostState() == before, "Mininet left something: \((try? String(contentsOfFile: topology.log, encoding: .utf8)) ?? "")")
         }
-        let list = try FoundationCommandTests.listJSON()
+        let list = try CensusCommandTests.listJSON()
         for host in ["h1", "h2", "h3", "r1"] {
             let pid = try #require(topology.pid(of: host))
             let entry = list.first { ($0["pids"] as? [Int])?.contains(pid) == true }

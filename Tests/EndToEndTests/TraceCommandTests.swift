@@ -25,9 +25,13 @@ struct TraceCommandTests {
     }
 
     /// Our BPF programs (named nsi_*) the kernel has loaded, by id.
+    /// Fails the test (rather than answering "none") when bpftool cannot say.
     static func ourPrograms() -> [Int] {
-        let out = Shell.run(["bpftool", "-j", "prog", "show"]).stdout
-        guard let list = (try? Shell.json(out)) as? [[String: Any]] else { return [] }
+        let result = Shell.run(["bpftool", "-j", "prog", "show"])
+        guard result.succeeded, let list = (try? Shell.json(result.stdout)) as? [[String: Any]] else {
+            Issue.record("bpftool cannot list BPF programs, so nothing can be said about ours: \(result)")
+            return [-1]
+        }
         return list.filter { ($0["name"] as? String)?.hasPrefix("nsi_") == true }.compactMap { $0["id"] as? Int }
     }
 
@@ -241,6 +245,8 @@ struct TraceCommandTests {
         while !FileManager.default.fileExists(atPath: ready) && waited < 100 { usleep(50_000); waited += 1 }
         try #require(FileManager.default.fileExists(atPath: ready), "the tracer never became ready")
         #expect(!Self.ourPrograms().isEmpty)
+        // The leftover check every test ends with sees a tracer's programs while it runs.
+        #expect(Scratch.bpfProgramsLeft().contains { $0.hasPrefix("bpf program nsi_") })
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)

@@ -48,14 +48,15 @@ struct BadInputTests {
         }
     }
 
-    /// Splits a datagram and decodes what splits (a datagram that does not split must throw DecodeError).
-    static func splitAndDecode(_ bytes: ArraySlice<UInt8>) -> Int {
-        do {
+    /// Splits a datagram and decodes what splits: the messages, or the DecodeError the splitter threw
+    /// (its only error type, so nothing else can be swallowed here).
+    static func splitAndDecode(_ bytes: ArraySlice<UInt8>) -> Result<[NetlinkMessage], DecodeError> {
+        do throws(DecodeError) {
             let messages = try NetlinkMessage.split(bytes)
             for message in messages { decodeAsEveryType(message) }
-            return messages.count
+            return .success(messages)
         } catch {
-            return 0
+            return .failure(error)
         }
     }
 
@@ -63,7 +64,26 @@ struct BadInputTests {
     func truncatedAtEveryLength(_ name: String) throws {
         let fixture = try Fixture.load(name)
         for datagram in fixture.datagrams {
-            for length in 0..<datagram.count { _ = BadInputTests.splitAndDecode(datagram[0..<length]) }
+            guard case .success(let whole) = BadInputTests.splitAndDecode(datagram[...]) else {
+                Issue.record("\(name): a captured datagram does not split")
+                continue
+            }
+            // Cut anywhere, a datagram is an error, unless the cut falls between two messages: then it
+            // is the messages before the cut, and nothing else.
+            var boundaries: [Int: Int] = [0: 0]
+            var end = 0
+            for (i, message) in whole.enumerated() {
+                end += (16 + message.payload.count + 3) & ~3
+                boundaries[end] = i + 1
+            }
+            for length in 0..<datagram.count {
+                switch BadInputTests.splitAndDecode(datagram[0..<length]) {
+                case .failure:
+                    #expect(boundaries[length] == nil || length == 0, "\(name): a cut at a message boundary (\(length)) was refused")
+                case .success(let messages):
+                    #expect(boundaries[length] == messages.count, "\(name): cut at \(length) of \(datagram.count) gave \(messages.count) messages")
+                }
+            }
         }
         // Each message's payload cut short at every length, the header kept intact.
         for message in try fixture.messages() {

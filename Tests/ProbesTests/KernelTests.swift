@@ -25,11 +25,16 @@ func echoSession(_ network: TestNetwork, id: UInt16) throws -> ProbeSession {
 /// A random ICMP id, so a test's probes share their identity with no other traffic.
 func randomID() -> UInt16 { UInt16.random(in: 0x1000...0xfff0) }
 
-let kernelTestsEnabled = getuid() == 0 && TestNetwork.toolsAvailable
-    && access("/sys/kernel/btf/vmlinux", R_OK) == 0
-
-@Suite("BPF in the kernel", .serialized, .enabled(if: kernelTestsEnabled, "needs root, BTF and iproute2"))
+/// Loading BPF programs needs root. As root (always in CI) nothing here is skipped: a missing BTF or
+/// iproute2 is a failure that says so (`prerequisites`), and every test then fails with its own error.
+@Suite("BPF in the kernel", .serialized, .enabled(if: getuid() == 0, "loading BPF programs needs root"))
 struct KernelTests {
+    @Test("the kernel has BTF and iproute2 is installed")
+    func prerequisites() {
+        #expect(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "/sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), which tp_btf programs need")
+        #expect(TestNetwork.toolsAvailable, "ip (iproute2) is not installed: apt-get install iproute2")
+    }
+
     @Test("an echo between two namespaces is seen leaving one and entering the other, both ways")
     func echoAcrossVeth() throws {
         let network = try TestNetwork()

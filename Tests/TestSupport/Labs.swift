@@ -1,6 +1,6 @@
 import Foundation
 
-/// The two-routers lab of LABS.md §1, built with `ip` commands the way users build it by hand:
+/// The two-routers lab of examples/two-routers.yaml, built with `ip` commands the way users build it by hand:
 /// host1 — router1 — router2 — host2 over 10.0.1.0/24, 10.0.0.0/24, 10.0.2.0/24.
 public struct TwoRoutersLab {
     public let host1: String, router1: String, router2: String, host2: String

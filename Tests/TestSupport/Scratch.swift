@@ -89,7 +89,28 @@ public final class Scratch: @unchecked Sendable {
         if let mountinfo = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) {
             found += mountinfo.split(separator: "\n").filter { $0.contains(prefix) }.map { "mount " + String($0) }
         }
+        found += Scratch.bpfProgramsLeft()
         return found
+    }
+
+    /// nsinspect's BPF programs (named nsi_*) still loaded, waiting up to 2 s for the kernel's deferred
+    /// release of programs whose last descriptor was closed. Tests run one at a time, so any is a leak of
+    /// the test that just ended. A bpftool that cannot answer is reported, not taken for "none".
+    public static func bpfProgramsLeft() -> [String] {
+        var last: [String] = []
+        for _ in 0..<40 {
+            let result = Shell.run(["bpftool", "-j", "prog", "show"])
+            guard result.succeeded, let list = (try? Shell.json(result.stdout)) as? [[String: Any]] else {
+                return ["bpftool cannot list BPF programs: \(result.stderr)"]
+            }
+            last = list.compactMap { program in
+                guard let name = program["name"] as? String, name.hasPrefix("nsi_") else { return nil }
+                return "bpf program \(name) (id \(program["id"] ?? "?"))"
+            }
+            if last.isEmpty { return [] }
+            usleep(50_000)
+        }
+        return last
     }
 }
 

@@ -5,7 +5,7 @@ import TestSupport
 /// `nsinspect list`, `adopt`, `forget`, `exec` run as a user runs them, compared with what iproute2 and
 /// util-linux say of the same namespaces.
 @Suite("list, adopt, forget, exec (end to end)", .serialized)
-struct FoundationCommandTests {
+struct CensusCommandTests {
     static func listJSON() throws -> [[String: Any]] {
         let result = nsinspect("list", "--json")
         try #require(result.succeeded, "\(result)")
