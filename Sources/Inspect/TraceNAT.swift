@@ -48,9 +48,8 @@ public struct TraceNAT {
 
     /// The packet as it entered the hop, as a conntrack match: protocol, addresses, ports or echo id.
     static func key(_ hop: ObservedHop) -> Key? {
-        guard !hop.rewrites.isEmpty, let p = hop.first,
-              let source = IPAddress(bytes: p.source.bytes), let destination = IPAddress(bytes: p.destination.bytes)
-        else { return nil }
+        guard !hop.rewrites.isEmpty, let p = hop.first else { return nil }
+        let source = p.source, destination = p.destination
         let echo = p.isEchoRequest || p.isEchoReply
         let ports = p.hasTransport && !p.isICMP
         let match = ConntrackMatch(protocolNumber: p.proto, source: source,

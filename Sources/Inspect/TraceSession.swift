@@ -141,7 +141,7 @@ public struct ActiveTrace {
     public func run(attached: (ProbeSession) throws -> Void) throws -> ActiveTraceResult {
         let handle = plan.context.open.handles[plan.origin]
         let destination = plan.destination
-        let dst = PacketAddress(bytes: destination.bytes)!
+        let dst = destination
         // The probe's identity is fixed before the session starts, so the kernel filter can match it.
         var echo: EchoProber?
         var udp: UDPEndpoint?

@@ -1,61 +1,151 @@
-/// An IPv4 or IPv6 address, stored as its network-order bytes (4 or 16).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address, held inline (two words and the family: no heap), so that a table of a
+/// hundred thousand conntrack entries or a million trace events allocates nothing per address. Printed
+/// exactly as glibc's inet_ntop prints it.
 public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
     public enum Family: UInt8, Sendable { case v4 = 2, v6 = 10 }  // AF_INET, AF_INET6
 
-    public let bytes: [UInt8]
+    /// The address's 16 bytes in network order as two words, most significant first; an IPv4 address is
+    /// the top 32 bits of `high`, the rest zero.
+    public let high: UInt64
+    public let low: UInt64
+    public let family: Family
 
-    public var family: Family { bytes.count == 4 ? .v4 : .v6 }
     /// AF_INET or AF_INET6.
     public var addressFamily: UInt8 { family.rawValue }
+    /// 4 or 6.
+    public var version: UInt8 { family == .v4 ? 4 : 6 }
+
+    /// From the two words (bits an IPv4 address does not have are cleared).
+    public init(high: UInt64, low: UInt64, family: Family) {
+        self.family = family
+        self.high = family == .v4 ? high & 0xffff_ffff_0000_0000 : high
+        self.low = family == .v4 ? 0 : low
+    }
 
     /// From network-order bytes: 4 for IPv4, 16 for IPv6; nil otherwise.
     public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
         guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        self.bytes = Array(bytes)
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (i, byte) in bytes.enumerated() {
+            if i < 8 { high |= UInt64(byte) << UInt64(56 - 8 * i) } else { low |= UInt64(byte) << UInt64(120 - 8 * i) }
+        }
+        self.init(high: high, low: low, family: bytes.count == 4 ? .v4 : .v6)
     }
 
     public init(v4 value: UInt32) {
-        bytes = [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+        self.init(high: UInt64(value) << 32, low: 0, family: .v4)
     }
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (with `::` and an embedded IPv4 tail).
     public init?(_ text: String) {
         if text.contains(":") {
             guard let b = IPAddress.parseV6(text) else { return nil }
-            bytes = b
+            self.init(bytes: b)
         } else {
             guard let b = IPAddress.parseV4(Substring(text)) else { return nil }
-            bytes = b
+            self.init(bytes: b)
         }
     }
 
-    public var v4Value: UInt32? {
-        guard bytes.count == 4 else { return nil }
-        return UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
+    /// The network-order bytes: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        (0..<(family == .v4 ? 4 : 16)).map { byte($0) }
     }
 
-    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
-    public var isLoopback: Bool { family == .v4 ? bytes[0] == 127 : bytes == [UInt8](repeating: 0, count: 15) + [1] }
-    public var isLinkLocal: Bool { family == .v4 ? bytes[0] == 169 && bytes[1] == 254 : bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 }
-    public var isMulticast: Bool { family == .v4 ? bytes[0] & 0xf0 == 0xe0 : bytes[0] == 0xff }
+    /// Byte `i` in network order.
+    @inline(__always) public func byte(_ i: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(56 - 8 * (i % 8)))
+    }
 
+    /// 16-bit group `i` (0…7) of an IPv6 address.
+    @inline(__always) func group(_ i: Int) -> UInt16 {
+        UInt16(truncatingIfNeeded: (i < 4 ? high : low) >> UInt64(48 - 16 * (i % 4)))
+    }
+
+    public var v4Value: UInt32? { family == .v4 ? UInt32(truncatingIfNeeded: high >> 32) : nil }
+
+    public var isUnspecified: Bool { high == 0 && low == 0 }
+    public var isLoopback: Bool { family == .v4 ? byte(0) == 127 : high == 0 && low == 1 }
+    public var isLinkLocal: Bool { family == .v4 ? byte(0) == 169 && byte(1) == 254 : byte(0) == 0xfe && byte(1) & 0xc0 == 0x80 }
+    public var isMulticast: Bool { family == .v4 ? byte(0) & 0xf0 == 0xe0 : byte(0) == 0xff }
+
+    /// IPv4 before IPv6, then by value.
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
-        a.bytes.count != b.bytes.count ? a.bytes.count < b.bytes.count : a.bytes.lexicographicallyPrecedes(b.bytes)
+        (a.family == .v4 ? 0 : 1, a.high, a.low) < (b.family == .v4 ? 0 : 1, b.high, b.low)
     }
 
     public var description: String {
-        guard family == .v4 else { return IPAddress.formatV6(bytes) }
-        return String(unsafeUninitializedCapacity: 15) { buffer in
-            var i = 0
-            for (n, byte) in bytes.enumerated() {
-                if n > 0 { buffer[i] = UInt8(ascii: "."); i += 1 }
-                if byte >= 100 { buffer[i] = 48 + byte / 100; i += 1 }
-                if byte >= 10 { buffer[i] = 48 + (byte / 10) % 10; i += 1 }
-                buffer[i] = 48 + byte % 10
-                i += 1
-            }
-            return i
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 46) { buffer in
+            let n = format(into: buffer)
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
         }
+    }
+
+    /// Appends the text to a byte buffer without making a String.
+    public func append(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 46) { buffer in
+            let n = format(into: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    /// Writes the text (at most 45 bytes) the way glibc's inet_ntop does: IPv4 as a dotted quad; IPv6 in
+    /// lower-case hex groups without leading zeros, the first longest run of two or more zero groups as
+    /// `::`, and the last 32 bits as a dotted quad when that run is the first six groups (IPv4-compatible,
+    /// `::1.2.3.4`) or the first five followed by ffff (IPv4-mapped, `::ffff:1.2.3.4`).
+    func format(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var n = 0
+        func put(_ c: UInt8) { buffer[n] = c; n += 1 }
+        func dotted(_ value: UInt32) {
+            for i in 0..<4 {
+                if i > 0 { put(UInt8(ascii: ".")) }
+                let octet = UInt8(truncatingIfNeeded: value >> UInt32(24 - 8 * i))
+                if octet >= 100 { put(48 + octet / 100) }
+                if octet >= 10 { put(48 + (octet / 10) % 10) }
+                put(48 + octet % 10)
+            }
+        }
+        if family == .v4 {
+            dotted(UInt32(truncatingIfNeeded: high >> 32))
+            return n
+        }
+        var bestStart = -1, bestLength = 0, i = 0
+        while i < 8 {
+            guard group(i) == 0 else { i += 1; continue }
+            var j = i
+            while j < 8 && group(j) == 0 { j += 1 }
+            if j - i > bestLength { bestStart = i; bestLength = j - i }
+            i = j
+        }
+        if bestLength < 2 { bestStart = -1 }
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        i = 0
+        while i < 8 {
+            if i == bestStart {
+                put(UInt8(ascii: ":"))
+                if i == 0 { put(UInt8(ascii: ":")) }
+                i += bestLength
+                if i == 8 { break }
+                continue
+            }
+            if i == 6 && bestStart == 0 && (bestLength == 6 || (bestLength == 5 && group(5) == 0xffff)) {
+                dotted(UInt32(truncatingIfNeeded: low))
+                return n
+            }
+            let g = group(i)
+            var started = false
+            for shift in stride(from: 12, through: 0, by: -4) {
+                let digit = Int((g >> UInt16(shift)) & 0xf)
+                if digit != 0 || started || shift == 0 { put(hex[digit]); started = true }
+            }
+            if i < 7 { put(UInt8(ascii: ":")) }
+            i += 1
+        }
+        return n
     }
 
     static func parseV4(_ text: Substring) -> [UInt8]? {
@@ -114,28 +204,6 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         var out: [UInt8] = []
         for g in groups { out.append(UInt8(g >> 8)); out.append(UInt8(g & 0xff)) }
         return out + tail
-    }
-
-    /// RFC 5952: lower case, leading zeros dropped, the longest run of two or more zero groups as `::`.
-    static func formatV6(_ b: [UInt8]) -> String {
-        let groups = (0..<8).map { UInt16(b[2 * $0]) << 8 | UInt16(b[2 * $0 + 1]) }
-        if groups[0..<5].allSatisfy({ $0 == 0 }) && groups[5] == 0xffff {
-            return "::ffff:" + b[12...].map(String.init).joined(separator: ".")
-        }
-        var bestStart = -1, bestLength = 0, i = 0
-        while i < 8 {
-            if groups[i] == 0 {
-                var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
-                if j - i > bestLength && j - i >= 2 { bestStart = i; bestLength = j - i }
-                i = j
-            } else {
-                i += 1
-            }
-        }
-        func hex(_ range: Range<Int>) -> String { groups[range].map { String($0, radix: 16) }.joined(separator: ":") }
-        if bestStart < 0 { return hex(0..<8) }
-        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
     }
 }
 

@@ -126,49 +126,30 @@ public struct ConntrackStatus: OptionSet, Sendable, Hashable {
     }
 }
 
-/// An IP address held in two words instead of an array, so that decoding a table of a hundred thousand
-/// entries allocates nothing per entry. IPv4 uses the high 32 bits of `high`.
-struct InlineAddress: Hashable, Sendable {
-    var high: UInt64 = 0
-    var low: UInt64 = 0
-
-    init() {}
-
-    init(_ address: IPAddress) {
-        for (i, byte) in address.bytes.enumerated() {
-            if i < 8 { high |= UInt64(byte) << UInt64(56 - 8 * i) } else { low |= UInt64(byte) << UInt64(120 - 8 * i) }
-        }
-    }
-
-    /// From an attribute value: 4 bytes (IPv4) or 16 (IPv6), network order.
-    init?(_ value: ArraySlice<UInt8>) {
+extension IPAddress {
+    /// From an attribute value of 4 (IPv4) or 16 (IPv6) network-order bytes, loaded a word at a time.
+    init?(attribute value: ArraySlice<UInt8>) {
         let s = value.startIndex
         switch value.count {
-        case 4: high = UInt64(value.netU32(s)!) << 32
+        case 4: self.init(high: UInt64(value.netU32(s)!) << 32, low: 0, family: .v4)
         case 16:
-            high = UInt64(value.netU32(s)!) << 32 | UInt64(value.netU32(s + 4)!)
-            low = UInt64(value.netU32(s + 8)!) << 32 | UInt64(value.netU32(s + 12)!)
+            self.init(high: UInt64(value.netU32(s)!) << 32 | UInt64(value.netU32(s + 4)!),
+                      low: UInt64(value.netU32(s + 8)!) << 32 | UInt64(value.netU32(s + 12)!), family: .v6)
         default: return nil
         }
     }
 
-    func address(_ family: IPAddress.Family) -> IPAddress {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        for i in 0..<(family == .v4 ? 4 : 16) {
-            let word = i < 8 ? high : low
-            bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * (i % 8))))
-        }
-        return IPAddress(bytes: bytes)!
-    }
+    /// 0.0.0.0, before a tuple's addresses are decoded.
+    static let unset = IPAddress(high: 0, low: 0, family: .v4)
 }
 
 /// One direction of a connection as conntrack keys it: addresses, the layer-4 protocol and what identifies
 /// a flow of it (ports; ICMP id, type and code; GRE keys), and the tuple's zone.
 public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
-    public var family: IPAddress.Family
-    var sourceWords: InlineAddress
-    var destinationWords: InlineAddress
+    /// The addresses, held inline (no allocation per entry of a large table).
+    public var source: IPAddress
+    public var destination: IPAddress
+    public var family: IPAddress.Family { source.family }
     /// IPPROTO_*: 6 tcp, 17 udp, 1 icmp, 58 icmpv6 …
     public var protocolNumber: UInt8
     /// Ports of TCP, UDP, UDP-Lite, SCTP and DCCP; the keys of GRE. Nil for other protocols.
@@ -183,35 +164,17 @@ public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
 
     public init(source: IPAddress, destination: IPAddress, protocolNumber: UInt8, sourcePort: UInt16? = nil,
                 destinationPort: UInt16? = nil) {
-        family = source.family
-        sourceWords = InlineAddress(source)
-        destinationWords = InlineAddress(destination)
+        self.source = source
+        self.destination = destination
         self.protocolNumber = protocolNumber
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort
     }
 
-    init(family: IPAddress.Family, source: InlineAddress, destination: InlineAddress, protocolNumber: UInt8) {
-        self.family = family
-        sourceWords = source
-        destinationWords = destination
-        self.protocolNumber = protocolNumber
-    }
-
-    public var source: IPAddress {
-        get { sourceWords.address(family) }
-        set { sourceWords = InlineAddress(newValue); family = newValue.family }
-    }
-
-    public var destination: IPAddress {
-        get { destinationWords.address(family) }
-        set { destinationWords = InlineAddress(newValue) }
-    }
-
     /// The tuple of the opposite direction with nothing rewritten: what the reply tuple is without NAT.
     public var reversed: ConntrackTuple {
         var r = self
-        swap(&r.sourceWords, &r.destinationWords)
+        swap(&r.source, &r.destination)
         swap(&r.sourcePort, &r.destinationPort)
         return r
     }
@@ -229,10 +192,9 @@ public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
 
     /// Decodes CTA_TUPLE_ORIG/REPLY/MASTER: CTA_TUPLE_IP and CTA_TUPLE_PROTO are required.
     static func decode(_ bytes: ArraySlice<UInt8>, _ what: String) throws(DecodeError) -> ConntrackTuple {
-        var family: IPAddress.Family?
-        var source: InlineAddress?, destination: InlineAddress?
+        var source: IPAddress?, destination: IPAddress?
         var number: UInt8?
-        var tuple = ConntrackTuple(family: .v4, source: InlineAddress(), destination: InlineAddress(), protocolNumber: 0)
+        var tuple = ConntrackTuple(source: .unset, destination: .unset, protocolNumber: 0)
         var cursor = AttributeCursor(bytes)
         while let a = try cursor.next() {
             switch a.type {
@@ -241,10 +203,9 @@ public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
                 while let b = try ip.next() {
                     let v6 = b.type == CTA.ipV6Source || b.type == CTA.ipV6Destination
                     guard b.type >= CTA.ipV4Source && b.type <= CTA.ipV6Destination else { continue }
-                    guard b.value.count == (v6 ? 16 : 4), let address = InlineAddress(b.value) else {
+                    guard b.value.count == (v6 ? 16 : 4), let address = IPAddress(attribute: b.value) else {
                         throw DecodeError("\(what) address of \(b.value.count) bytes", at: 0)
                     }
-                    family = v6 ? .v6 : .v4
                     if b.type == CTA.ipV4Source || b.type == CTA.ipV6Source { source = address } else { destination = address }
                 }
             case CTA.tupleProto:
@@ -266,11 +227,12 @@ public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
                 continue
             }
         }
-        guard let family, let source, let destination else { throw DecodeError("\(what) without both addresses", at: 0) }
+        guard let source, let destination, source.family == destination.family else {
+            throw DecodeError("\(what) without both addresses of one family", at: 0)
+        }
         guard let number else { throw DecodeError("\(what) without CTA_PROTO_NUM", at: 0) }
-        tuple.family = family
-        tuple.sourceWords = source
-        tuple.destinationWords = destination
+        tuple.source = source
+        tuple.destination = destination
         tuple.protocolNumber = number
         return tuple
     }
@@ -359,10 +321,8 @@ public struct ConntrackEntry: Sendable, Hashable {
 
     static func decode(attributes: ArraySlice<UInt8>) throws(DecodeError) -> ConntrackEntry {
         var original: ConntrackTuple?, reply: ConntrackTuple?
-        var entry = ConntrackEntry(original: ConntrackTuple(family: .v4, source: InlineAddress(), destination: InlineAddress(),
-                                                            protocolNumber: 0),
-                                   reply: ConntrackTuple(family: .v4, source: InlineAddress(), destination: InlineAddress(),
-                                                         protocolNumber: 0))
+        var entry = ConntrackEntry(original: ConntrackTuple(source: .unset, destination: .unset, protocolNumber: 0),
+                                   reply: ConntrackTuple(source: .unset, destination: .unset, protocolNumber: 0))
         var cursor = AttributeCursor(attributes)
         while let a = try cursor.next() {
             switch a.type {

@@ -49,13 +49,13 @@ extension ConntrackEntry {
     /// connection came from.
     public var isSourceRewritten: Bool {
         let (from, to) = sourceKeys
-        return reply.destinationWords != original.sourceWords || from != to
+        return reply.destination != original.source || from != to
     }
 
     /// The destination was rewritten (DNAT, redirect): replies come from another address or port than the one
     /// the connection was sent to.
     public var isDestinationRewritten: Bool {
-        reply.sourceWords != original.destinationWords || (!original.isICMP && reply.sourcePort != original.destinationPort)
+        reply.source != original.destination || (!original.isICMP && reply.sourcePort != original.destinationPort)
     }
 
     public var isNAT: Bool { isSourceRewritten || isDestinationRewritten }
@@ -215,38 +215,10 @@ extension ConntrackTuple {
         }
     }
 
-    /// The source address as text, appended without building a String for IPv4.
-    public func appendSource(to out: inout [UInt8]) { Self.append(sourceWords, family, to: &out) }
-    public func appendDestination(to out: inout [UInt8]) { Self.append(destinationWords, family, to: &out) }
+    /// The source address as text, appended without building a String.
+    public func appendSource(to out: inout [UInt8]) { source.append(to: &out) }
+    public func appendDestination(to out: inout [UInt8]) { destination.append(to: &out) }
 
-    static func append(_ words: InlineAddress, _ family: IPAddress.Family, to out: inout [UInt8]) {
-        guard family == .v4 else {
-            out.append(contentsOf: words.address(.v6).description.utf8)
-            return
-        }
-        // Dotted quad made on the stack and appended once (two addresses per tuple, four per entry).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
-            var n = 0
-            for i in 0..<4 {
-                if i > 0 {
-                    text[n] = UInt8(ascii: ".")
-                    n += 1
-                }
-                let octet = UInt8(truncatingIfNeeded: words.high >> UInt64(56 - 8 * i))
-                if octet >= 100 {
-                    text[n] = UInt8(ascii: "0") + octet / 100
-                    n += 1
-                }
-                if octet >= 10 {
-                    text[n] = UInt8(ascii: "0") + octet / 10 % 10
-                    n += 1
-                }
-                text[n] = UInt8(ascii: "0") + octet % 10
-                n += 1
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<n]))
-        }
-    }
 }
 
 extension Array where Element == UInt8 {

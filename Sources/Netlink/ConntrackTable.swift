@@ -55,12 +55,10 @@ public enum ConntrackRequests {
 /// whose hop rewrote a packet.
 public struct ConntrackMatch: Sendable, Hashable {
     public var protocolNumber: UInt8?
-    public var source: IPAddress? { didSet { sourceWords = source.map(InlineAddress.init) } }
+    public var source: IPAddress?
     public var sourcePort: UInt16?
-    public var destination: IPAddress? { didSet { destinationWords = destination.map(InlineAddress.init) } }
+    public var destination: IPAddress?
     public var destinationPort: UInt16?
-    private var sourceWords: InlineAddress?
-    private var destinationWords: InlineAddress?
 
     public init(protocolNumber: UInt8? = nil, source: IPAddress? = nil, sourcePort: UInt16? = nil,
                 destination: IPAddress? = nil, destinationPort: UInt16? = nil) {
@@ -69,8 +67,6 @@ public struct ConntrackMatch: Sendable, Hashable {
         self.sourcePort = sourcePort
         self.destination = destination
         self.destinationPort = destinationPort
-        sourceWords = source.map(InlineAddress.init)
-        destinationWords = destination.map(InlineAddress.init)
     }
 
     /// Matches exactly this tuple's addresses and ports (or ICMP id), in either direction, before or after NAT.
@@ -86,8 +82,8 @@ public struct ConntrackMatch: Sendable, Hashable {
     }
 
     private func matches(_ tuple: ConntrackTuple) -> Bool {
-        if let sourceWords, sourceWords != tuple.sourceWords || source?.family != tuple.family { return false }
-        if let destinationWords, destinationWords != tuple.destinationWords || destination?.family != tuple.family { return false }
+        if let source, source != tuple.source { return false }
+        if let destination, destination != tuple.destination { return false }
         // ICMP keeps its identifier on the source side of both tuples, so reversing never moves it.
         let ports = tuple.isICMP ? (tuple.icmpID, tuple.icmpID) : (tuple.sourcePort, tuple.destinationPort)
         if let sourcePort, sourcePort != ports.0 { return false }

@@ -75,7 +75,7 @@ public enum FilterExpression {
                 filter.port = try number("a port (0-65535)")
             case "host":
                 let (h, at) = try next("an IPv4 or IPv6 address")
-                guard let address = PacketAddress(h) else { throw ParseError(token: h, position: at, expected: "an IPv4 or IPv6 address") }
+                guard let address = IPAddress(h) else { throw ParseError(token: h, position: at, expected: "an IPv4 or IPv6 address") }
                 guard filter.hosts.count < 2 else { throw ParseError(token: h, position: at, expected: "at most two hosts") }
                 filter.hosts.append(address)
             default:

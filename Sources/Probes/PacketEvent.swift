@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CShim
+import NetAddress
 import ProcNS
 
 /// Where in the kernel an event was seen (enum nsi_hook), with the tracepoint behind it.
@@ -67,59 +68,12 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 }
 
-/// An IPv4 or IPv6 address as the kernel side carries it: network-order bytes (4 or 16), stored inline so
-/// decoding an event allocates nothing for its addresses.
-public struct PacketAddress: Hashable, Sendable, CustomStringConvertible {
-    /// The 16 bytes of the event field, big-endian in two words (IPv4: the first 4 bytes, the rest zero).
-    private let high: UInt64
-    private let low: UInt64
-    /// 4 or 6.
-    public let version: UInt8
-
-    /// From 4 (IPv4) or 16 (IPv6) network-order bytes.
-    public init?(bytes: some Collection<UInt8>) {
-        guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        var words: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: bytes) }
-        self.init(words: words, version: bytes.count == 4 ? 4 : 6)
-    }
-
-    private init(words: (UInt64, UInt64), version: UInt8) {
-        high = UInt64(bigEndian: words.0)
-        low = UInt64(bigEndian: words.1)
-        self.version = version
-    }
-
-    /// Parses text with inet_pton (dotted quad or IPv6).
-    public init?(_ text: String) {
-        var storage = [UInt8](repeating: 0, count: 16)
-        let family = text.contains(":") ? AF_INET6 : AF_INET
-        guard inet_pton(family, text, &storage) == 1 else { return nil }
-        self.init(bytes: storage.prefix(family == AF_INET ? 4 : 16))
-    }
-
-    /// From a 16-byte field of an event: the first 4 bytes for IPv4.
+extension IPAddress {
+    /// From a 16-byte address field of an event (struct nsi_packet): the first 4 bytes for IPv4.
     init?<T>(field: T, version: UInt8) {
         guard version == 4 || version == 6, MemoryLayout<T>.size == 16 else { return nil }
-        var words = withUnsafeBytes(of: field) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
-        if version == 4 { withUnsafeMutableBytes(of: &words) { $0[4...].initializeMemory(as: UInt8.self, repeating: 0) } }
-        self.init(words: words, version: version)
-    }
-
-    /// The network-order bytes: 4 for IPv4, 16 for IPv6.
-    public var bytes: [UInt8] {
-        let words = (high.bigEndian, low.bigEndian)
-        return withUnsafeBytes(of: words) { Array($0.prefix(version == 4 ? 4 : 16)) }
-    }
-
-    /// inet_ntop's text.
-    public var description: String {
-        var text = [CChar](repeating: 0, count: 64)
-        let family = version == 4 ? AF_INET : AF_INET6
-        let words = (high.bigEndian, low.bigEndian)
-        let ok = withUnsafeBytes(of: words) { inet_ntop(family, $0.baseAddress, &text, 64) != nil }
-        guard ok else { return "?" }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let words = withUnsafeBytes(of: field) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+        self.init(high: UInt64(bigEndian: words.0), low: UInt64(bigEndian: words.1), family: version == 4 ? .v4 : .v6)
     }
 }
 
@@ -132,8 +86,8 @@ public struct PacketHeaders: Equatable, Sendable {
     public var tos: UInt8
     public var totalLength: UInt16
     public var ipID: UInt16
-    public var source: PacketAddress
-    public var destination: PacketAddress
+    public var source: IPAddress
+    public var destination: IPAddress
     /// Whether the transport header was parsed (ports, ICMP, TCP flags below are meaningful).
     public var hasTransport: Bool
     public var sourcePort: UInt16
@@ -156,8 +110,8 @@ public struct PacketHeaders: Equatable, Sendable {
 
     init?(_ p: nsi_packet) {
         guard p.ip_version == 4 || p.ip_version == 6,
-            let source = PacketAddress(field: p.saddr, version: p.ip_version),
-            let destination = PacketAddress(field: p.daddr, version: p.ip_version)
+            let source = IPAddress(field: p.saddr, version: p.ip_version),
+            let destination = IPAddress(field: p.daddr, version: p.ip_version)
         else { return nil }
         version = p.ip_version
         proto = p.protocol
@@ -184,7 +138,7 @@ public struct RouteLookup: Equatable, Sendable {
     /// 0, or a negative errno (-EAGAIN: no match in this table, try the next rule).
     public var error: Int32
     public var outputInterface: UInt32
-    public var gateway: PacketAddress?
+    public var gateway: IPAddress?
     public var flowInputInterface: UInt32
     public var flowOutputInterface: UInt32
     /// IPv6 only: the route's RTN_* type.
@@ -195,7 +149,7 @@ public struct RouteLookup: Equatable, Sendable {
 
 /// A neighbour (ARP/NDP) entry change.
 public struct NeighbourUpdate: Equatable, Sendable {
-    public var address: PacketAddress?
+    public var address: IPAddress?
     public var linkAddress: [UInt8]
     public var oldState: UInt8
     public var newState: UInt8
@@ -289,14 +243,14 @@ public struct PacketEvent: Equatable, Sendable {
             let fib = raw.detail.fib
             detail = .route(RouteLookup(
                 table: fib.table, error: fib.err, outputInterface: fib.oif,
-                gateway: PacketAddress(field: fib.gateway, version: fib.gw_version),
+                gateway: IPAddress(field: fib.gateway, version: fib.gw_version),
                 flowInputInterface: fib.flow_iif, flowOutputInterface: fib.flow_oif, routeType: fib.route_type,
                 tiedToPacket: raw.flags & UInt8(NSI_EF_FROM_RECV_STASH.rawValue) != 0))
         case .neighbour:
             let n = raw.detail.neigh
             let length = min(Int(n.lladdr_len), 8)
             detail = .neighbour(NeighbourUpdate(
-                address: PacketAddress(field: n.addr, version: n.ip_version),
+                address: IPAddress(field: n.addr, version: n.ip_version),
                 linkAddress: withUnsafeBytes(of: n.lladdr) { Array($0.prefix(length)) },
                 oldState: n.old_state, newState: n.new_state, flags: n.update_flags))
         case .transmit, .receive, .tcxIngress, .tcxEgress:

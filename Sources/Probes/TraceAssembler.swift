@@ -1,3 +1,4 @@
+import NetAddress
 /// What the trace command knows of a probe it sent.
 public struct SentProbe: Sendable {
     public var sequence: UInt16
@@ -252,7 +253,7 @@ public struct TraceAssembler {
     struct NATFollower {
         struct Flow: Hashable {
             var proto: UInt8
-            var source: PacketAddress, destination: PacketAddress
+            var source: IPAddress, destination: IPAddress
             var sourcePort: UInt16, destinationPort: UInt16
 
             init?(_ p: PacketHeaders) {
@@ -588,7 +589,7 @@ public struct TraceAssembler {
     /// What changed in the headers between the first and the last sighting in a namespace.
     func rewrites(_ before: PacketHeaders?, _ after: PacketHeaders?) -> [String] {
         guard let b = before, let a = after else { return [] }
-        func endpoint(_ address: PacketAddress, _ port: UInt16, _ p: PacketHeaders) -> String {
+        func endpoint(_ address: IPAddress, _ port: UInt16, _ p: PacketHeaders) -> String {
             p.hasTransport && !p.isICMP ? "\(address):\(port)" : address.description
         }
         var out: [String] = []

@@ -1,3 +1,4 @@
+import NetAddress
 import CShim
 import ProcNS
 
@@ -40,7 +41,7 @@ public enum PacketMatch: Equatable, Sendable {
     case all
     /// An active ICMP probe: echo requests and replies with this id (ICMP or ICMPv6), and errors quoting
     /// them; with `hosts`, one (or two) of the echo's addresses must be among them.
-    case icmpEcho(id: UInt16, hosts: [PacketAddress] = [])
+    case icmpEcho(id: UInt16, hosts: [IPAddress] = [])
     /// An active UDP or TCP probe: this 5-tuple in either direction; nil fields match anything (a source
     /// address or port not known yet).
     case flow(FlowIdentity)
@@ -79,13 +80,13 @@ public enum PacketMatch: Equatable, Sendable {
 /// A UDP or TCP probe's identity; `source` → `destination` is the probe's direction, replies match too.
 public struct FlowIdentity: Equatable, Sendable {
     public var proto: UInt8
-    public var source: PacketAddress?
+    public var source: IPAddress?
     public var sourcePort: UInt16?
-    public var destination: PacketAddress?
+    public var destination: IPAddress?
     public var destinationPort: UInt16?
 
-    public init(proto: UInt8, source: PacketAddress? = nil, sourcePort: UInt16? = nil,
-                destination: PacketAddress? = nil, destinationPort: UInt16? = nil) {
+    public init(proto: UInt8, source: IPAddress? = nil, sourcePort: UInt16? = nil,
+                destination: IPAddress? = nil, destinationPort: UInt16? = nil) {
         self.proto = proto
         self.source = source
         self.sourcePort = sourcePort
@@ -98,13 +99,13 @@ public struct FlowIdentity: Equatable, Sendable {
 public struct PassiveFilter: Equatable, Sendable {
     public var proto: UInt8?
     /// Up to two hosts; each must be the packet's source or destination.
-    public var hosts: [PacketAddress]
+    public var hosts: [IPAddress]
     /// Either port.
     public var port: UInt16?
     /// An ICMP echo id.
     public var icmpID: UInt16?
 
-    public init(proto: UInt8? = nil, hosts: [PacketAddress] = [], port: UInt16? = nil, icmpID: UInt16? = nil) {
+    public init(proto: UInt8? = nil, hosts: [IPAddress] = [], port: UInt16? = nil, icmpID: UInt16? = nil) {
         self.proto = proto
         self.hosts = hosts
         self.port = port
@@ -121,7 +122,7 @@ extension nsi_config {
     }
 
     /// Sets addr_a / addr_b with their versions and flags.
-    fileprivate mutating func setAddresses(_ a: PacketAddress?, _ b: PacketAddress?) {
+    fileprivate mutating func setAddresses(_ a: IPAddress?, _ b: IPAddress?) {
         if let a {
             withUnsafeMutableBytes(of: &addr_a) { $0.copyBytes(from: a.bytes) }
             addr_a_version = a.version

@@ -1,3 +1,4 @@
+import NetAddress
 import CShim
 import ProcNS
 import Testing
@@ -101,14 +102,14 @@ struct DecoderTests {
         #expect(quoted.isEchoRequest)
         #expect(quoted.icmpID == 0x4242 && quoted.icmpSequence == 9)
         #expect(quoted.ttl == 1)
-        #expect(quoted.destination == PacketAddress("10.0.2.2"))
+        #expect(quoted.destination == IPAddress("10.0.2.2"))
         #expect(event.snapshot.isEmpty)
     }
 
     @Test("an IPv6 UDP packet keeps all 16 address bytes and the ports")
     func ipv6() throws {
-        let source = try #require(PacketAddress("fd00::1"))
-        let destination = try #require(PacketAddress("fd00:0:0:1::2"))
+        let source = try #require(IPAddress("fd00::1"))
+        let destination = try #require(IPAddress("fd00:0:0:1::2"))
         let raw = Records.event(hook: .receive) { e in
             e.packet.ip_version = 6
             e.packet.protocol = 17
@@ -175,7 +176,7 @@ struct DecoderTests {
         }
         let event = try PacketEvent(decoding: Records.bytes(raw))
         #expect(event.detail == .neighbour(NeighbourUpdate(
-            address: PacketAddress("10.0.0.2"), linkAddress: [2, 0, 0, 0, 0, 1], oldState: 1, newState: 2, flags: 0)))
+            address: IPAddress("10.0.0.2"), linkAddress: [2, 0, 0, 0, 0, 1], oldState: 1, newState: 2, flags: 0)))
     }
 
     @Test("truncated records are errors, not crashes")
@@ -208,11 +209,11 @@ struct DecoderTests {
 
     @Test("addresses parse and print through inet_pton/inet_ntop")
     func addresses() {
-        #expect(PacketAddress("10.1.2.3")?.bytes == [10, 1, 2, 3])
-        #expect(PacketAddress("::1")?.bytes == [UInt8](repeating: 0, count: 15) + [1])
-        #expect(PacketAddress("2001:db8::1")?.description == "2001:db8::1")
-        #expect(PacketAddress("10.1.2") == nil)
-        #expect(PacketAddress(bytes: [1, 2, 3]) == nil)
+        #expect(IPAddress("10.1.2.3")?.bytes == [10, 1, 2, 3])
+        #expect(IPAddress("::1")?.bytes == [UInt8](repeating: 0, count: 15) + [1])
+        #expect(IPAddress("2001:db8::1")?.description == "2001:db8::1")
+        #expect(IPAddress("10.1.2") == nil)
+        #expect(IPAddress(bytes: [1, 2, 3]) == nil)
     }
 }
 
@@ -222,7 +223,7 @@ struct FilterEncodingTests {
 
     @Test("an ICMP probe: id, optional hosts, namespace flag")
     func icmpEcho() throws {
-        let config = try TraceFilter(namespaces: [11, 22], match: .icmpEcho(id: 0x1234, hosts: [PacketAddress("10.0.0.1")!]))
+        let config = try TraceFilter(namespaces: [11, 22], match: .icmpEcho(id: 0x1234, hosts: [IPAddress("10.0.0.1")!]))
             .encoded()
         #expect(config.match == UInt8(NSI_MATCH_ICMP_ECHO.rawValue))
         #expect(config.icmp_id == 0x1234)
@@ -244,15 +245,15 @@ struct FilterEncodingTests {
 
     @Test("a UDP probe: protocol, addresses and ports with their flags")
     func flow() throws {
-        let flow = FlowIdentity(proto: PacketHeaders.udp, source: PacketAddress("fd00::1"), sourcePort: 40000,
-                                destination: PacketAddress("fd00::2"), destinationPort: 33434)
+        let flow = FlowIdentity(proto: PacketHeaders.udp, source: IPAddress("fd00::1"), sourcePort: 40000,
+                                destination: IPAddress("fd00::2"), destinationPort: 33434)
         let config = try TraceFilter(match: .flow(flow)).encoded()
         #expect(config.match == UInt8(NSI_MATCH_FLOW.rawValue))
         #expect(config.protocol == 17)
         #expect(config.flags == NSI_CF_PROTOCOL.rawValue | NSI_CF_ADDR_A.rawValue | NSI_CF_ADDR_B.rawValue
             | NSI_CF_PORT_A.rawValue | NSI_CF_PORT_B.rawValue)
         #expect(config.addr_a_version == 6 && config.addr_b_version == 6)
-        #expect(bytes(config.addr_b, 16) == PacketAddress("fd00::2")!.bytes)
+        #expect(bytes(config.addr_b, 16) == IPAddress("fd00::2")!.bytes)
         #expect(config.port_a == 40000 && config.port_b == 33434)
         // A source port not known yet is a wildcard.
         let partial = try TraceFilter(match: .flow(FlowIdentity(proto: PacketHeaders.tcp, destinationPort: 80))).encoded()
@@ -262,7 +263,7 @@ struct FilterEncodingTests {
     @Test("passive: only the fields given")
     func passive() throws {
         let config = try TraceFilter(match: .passive(PassiveFilter(
-            proto: PacketHeaders.icmp, hosts: [PacketAddress("10.0.0.1")!, PacketAddress("10.0.0.2")!], icmpID: 7))).encoded()
+            proto: PacketHeaders.icmp, hosts: [IPAddress("10.0.0.1")!, IPAddress("10.0.0.2")!], icmpID: 7))).encoded()
         #expect(config.match == UInt8(NSI_MATCH_PASSIVE.rawValue))
         #expect(config.flags == NSI_CF_PROTOCOL.rawValue | NSI_CF_ADDR_A.rawValue | NSI_CF_ADDR_B.rawValue | NSI_CF_ICMP_ID.rawValue)
         #expect(config.icmp_id == 7 && config.protocol == 1)
@@ -275,7 +276,7 @@ struct FilterEncodingTests {
         #expect(throws: OperationError.self) {
             try TraceFilter(match: .flow(FlowIdentity(proto: PacketHeaders.icmp))).encoded()
         }
-        let three = ["10.0.0.1", "10.0.0.2", "10.0.0.3"].compactMap(PacketAddress.init)
+        let three = ["10.0.0.1", "10.0.0.2", "10.0.0.3"].compactMap(IPAddress.init)
         #expect(throws: OperationError.self) { try TraceFilter(match: .passive(PassiveFilter(hosts: three))).encoded() }
         #expect(throws: OperationError.self) { try TraceFilter(match: .icmpEcho(id: 1, hosts: three)).encoded() }
     }

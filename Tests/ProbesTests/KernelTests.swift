@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import NetAddress
 import Glibc
 #endif
 import ProcNS
@@ -165,11 +166,11 @@ struct KernelTests {
         let port = try socket.bind(to: network.addressA)
         let namespaces: Set<UInt32> = [network.inodeA, network.inodeB]
         let flow = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .flow(FlowIdentity(
-            proto: PacketHeaders.udp, source: PacketAddress(network.addressA), sourcePort: port,
-            destination: PacketAddress(network.addressB), destinationPort: 33434)))))
+            proto: PacketHeaders.udp, source: IPAddress(network.addressA), sourcePort: port,
+            destination: IPAddress(network.addressB), destinationPort: 33434)))))
         defer { flow.close() }
         let passive = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .passive(PassiveFilter(
-            proto: PacketHeaders.udp, hosts: [PacketAddress(network.addressB)!], port: 33434)))))
+            proto: PacketHeaders.udp, hosts: [IPAddress(network.addressB)!], port: 33434)))))
         defer { passive.close() }
         // A flow that differs only in its source port must not show.
         let other = try ProbeSession(.init(filter: TraceFilter(namespaces: namespaces, match: .flow(FlowIdentity(
