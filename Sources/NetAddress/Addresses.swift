@@ -85,12 +85,37 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         }
     }
 
-    /// Appends the text to a byte buffer without making a String.
+    /// Appends the text to a byte buffer without making a String (a conntrack table writes four
+    /// addresses per entry: IPv4 goes straight from the word to the buffer).
     public func append(to out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 46) { buffer in
-            let n = format(into: buffer)
+            let n = family == .v4 ? Self.dottedQuad(UInt32(truncatingIfNeeded: high >> 32), into: buffer, at: 0) : format(into: buffer)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
         }
+    }
+
+    /// Writes `a.b.c.d` at `start`; returns the end.
+    @inline(__always)
+    static func dottedQuad(_ value: UInt32, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        var n = start
+        for i in 0..<4 {
+            if i > 0 {
+                buffer[n] = UInt8(ascii: ".")
+                n += 1
+            }
+            let octet = UInt8(truncatingIfNeeded: value >> UInt32(24 - 8 * i))
+            if octet >= 100 {
+                buffer[n] = 48 + octet / 100
+                n += 1
+            }
+            if octet >= 10 {
+                buffer[n] = 48 + (octet / 10) % 10
+                n += 1
+            }
+            buffer[n] = 48 + octet % 10
+            n += 1
+        }
+        return n
     }
 
     /// Writes the text (at most 45 bytes) the way glibc's inet_ntop does: IPv4 as a dotted quad; IPv6 in
@@ -98,21 +123,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// `::`, and the last 32 bits as a dotted quad when that run is the first six groups (IPv4-compatible,
     /// `::1.2.3.4`) or the first five followed by ffff (IPv4-mapped, `::ffff:1.2.3.4`).
     func format(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        if family == .v4 { return Self.dottedQuad(UInt32(truncatingIfNeeded: high >> 32), into: buffer, at: 0) }
         var n = 0
         func put(_ c: UInt8) { buffer[n] = c; n += 1 }
-        func dotted(_ value: UInt32) {
-            for i in 0..<4 {
-                if i > 0 { put(UInt8(ascii: ".")) }
-                let octet = UInt8(truncatingIfNeeded: value >> UInt32(24 - 8 * i))
-                if octet >= 100 { put(48 + octet / 100) }
-                if octet >= 10 { put(48 + (octet / 10) % 10) }
-                put(48 + octet % 10)
-            }
-        }
-        if family == .v4 {
-            dotted(UInt32(truncatingIfNeeded: high >> 32))
-            return n
-        }
         var bestStart = -1, bestLength = 0, i = 0
         while i < 8 {
             guard group(i) == 0 else { i += 1; continue }
@@ -133,8 +146,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
                 continue
             }
             if i == 6 && bestStart == 0 && (bestLength == 6 || (bestLength == 5 && group(5) == 0xffff)) {
-                dotted(UInt32(truncatingIfNeeded: low))
-                return n
+                return Self.dottedQuad(UInt32(truncatingIfNeeded: low), into: buffer, at: n)
             }
             let g = group(i)
             var started = false
