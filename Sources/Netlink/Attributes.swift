@@ -14,24 +14,13 @@ public struct Attributes: Sendable {
     static let nestedFlag: UInt16 = 0x8000
     static let byteOrderFlag: UInt16 = 0x4000
 
-    /// Parses a run of attributes. A length below the header size or beyond the buffer is an error;
-    /// fewer than four trailing bytes are alignment padding.
+    /// Parses a run of attributes with the one attribute walker (`AttributeCursor`): a length below the
+    /// header size or beyond the buffer is an error; fewer than four trailing bytes are alignment padding.
     public static func parse(_ bytes: ArraySlice<UInt8>) throws(DecodeError) -> Attributes {
         var list: [Attribute] = []
         list.reserveCapacity(16)
-        var at = bytes.startIndex
-        while bytes.endIndex - at >= 4 {
-            let length = Int(bytes.hostU16(at)!)
-            let rawType = bytes.hostU16(at + 2)!
-            guard length >= 4 else { throw DecodeError("attribute length \(length) below 4", at: at - bytes.startIndex) }
-            guard length <= bytes.endIndex - at else {
-                throw DecodeError("attribute \(rawType & 0x3fff) length \(length) beyond the \(bytes.endIndex - at) bytes left",
-                                  at: at - bytes.startIndex)
-            }
-            list.append(Attribute(type: rawType & ~(nestedFlag | byteOrderFlag), isNested: rawType & nestedFlag != 0,
-                                  value: bytes[(at + 4)..<(at + length)]))
-            at += align4(length)
-        }
+        var cursor = AttributeCursor(bytes)
+        while let attribute = try cursor.next() { list.append(attribute) }
         return Attributes(list)
     }
 
@@ -46,13 +35,21 @@ public struct Attributes: Sendable {
 
     public func has(_ type: UInt16) -> Bool { self[type] != nil }
 
-    public func u8(_ type: UInt16) -> UInt8? { self[type].flatMap { $0.first } }
-    public func u16(_ type: UInt16) -> UInt16? { self[type].flatMap { $0.count >= 2 ? $0.hostU16($0.startIndex) : nil } }
-    public func u32(_ type: UInt16) -> UInt32? { self[type].flatMap { $0.count >= 4 ? $0.hostU32($0.startIndex) : nil } }
-    public func i32(_ type: UInt16) -> Int32? { u32(type).map { Int32(bitPattern: $0) } }
-    public func u64(_ type: UInt16) -> UInt64? { self[type].flatMap { $0.count >= 8 ? $0.hostU64($0.startIndex) : nil } }
-    public func netU16(_ type: UInt16) -> UInt16? { self[type].flatMap { $0.count >= 2 ? $0.netU16($0.startIndex) : nil } }
-    public func netU32(_ type: UInt16) -> UInt32? { self[type].flatMap { $0.count >= 4 ? $0.netU32($0.startIndex) : nil } }
+    // Fixed-size values: nil when the attribute is absent; a value shorter than its type is malformed,
+    // which is an error, never "absent".
+    public func u8(_ type: UInt16) throws(DecodeError) -> UInt8? { try fixed(type, 1) { $0.first! } }
+    public func u16(_ type: UInt16) throws(DecodeError) -> UInt16? { try fixed(type, 2) { $0.hostU16($0.startIndex)! } }
+    public func u32(_ type: UInt16) throws(DecodeError) -> UInt32? { try fixed(type, 4) { $0.hostU32($0.startIndex)! } }
+    public func i32(_ type: UInt16) throws(DecodeError) -> Int32? { try u32(type).map { Int32(bitPattern: $0) } }
+    public func u64(_ type: UInt16) throws(DecodeError) -> UInt64? { try fixed(type, 8) { $0.hostU64($0.startIndex)! } }
+    public func netU16(_ type: UInt16) throws(DecodeError) -> UInt16? { try fixed(type, 2) { $0.netU16($0.startIndex)! } }
+    public func netU32(_ type: UInt16) throws(DecodeError) -> UInt32? { try fixed(type, 4) { $0.netU32($0.startIndex)! } }
+
+    private func fixed<T>(_ type: UInt16, _ size: Int, _ read: (ArraySlice<UInt8>) -> T) throws(DecodeError) -> T? {
+        guard let value = self[type] else { return nil }
+        guard value.count >= size else { throw DecodeError("attribute \(type) of \(value.count) bytes where \(size) are needed", at: 0) }
+        return read(value)
+    }
 
     /// A NUL-terminated string attribute (a missing terminator is tolerated).
     public func string(_ type: UInt16) -> String? {
@@ -64,5 +61,30 @@ public struct Attributes: Sendable {
     public func nested(_ type: UInt16) throws(DecodeError) -> Attributes? {
         guard let value = self[type] else { return nil }
         return try Attributes.parse(value)
+    }
+}
+
+/// Reads a run of netlink attributes one at a time instead of collecting them (`Attributes.parse`): a
+/// conntrack dump of a hundred thousand entries has millions of attributes, nested three deep. Lengths
+/// are checked the same way, so bad input is a `DecodeError`, never a crash or a loop.
+struct AttributeCursor {
+    private let bytes: ArraySlice<UInt8>
+    private var at: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        at = bytes.startIndex
+    }
+
+    mutating func next() throws(DecodeError) -> Attribute? {
+        guard bytes.endIndex - at >= 4 else { return nil }
+        let length = Int(bytes.hostU16(at)!), rawType = bytes.hostU16(at + 2)!
+        guard length >= 4 && length <= bytes.endIndex - at else {
+            throw DecodeError("attribute \(rawType & 0x3fff) of length \(length) with \(bytes.endIndex - at) bytes left",
+                              at: at - bytes.startIndex)
+        }
+        let value = bytes[(at + 4)..<(at + length)]
+        at += align4(length)
+        return Attribute(type: rawType & 0x3fff, isNested: rawType & Attributes.nestedFlag != 0, value: value)
     }
 }

@@ -423,31 +423,6 @@ public enum ConntrackNames {
     }
 }
 
-/// Reads a run of netlink attributes one at a time instead of collecting them (`Attributes.parse`): a
-/// conntrack dump of a hundred thousand entries has millions of attributes, nested three deep. Lengths
-/// are checked the same way, so bad input is a `DecodeError`, never a crash or a loop.
-struct AttributeCursor {
-    private let bytes: ArraySlice<UInt8>
-    private var at: Int
-
-    init(_ bytes: ArraySlice<UInt8>) {
-        self.bytes = bytes
-        at = bytes.startIndex
-    }
-
-    mutating func next() throws(DecodeError) -> Attribute? {
-        guard bytes.endIndex - at >= 4 else { return nil }
-        let length = Int(bytes.hostU16(at)!), rawType = bytes.hostU16(at + 2)!
-        guard length >= 4 && length <= bytes.endIndex - at else {
-            throw DecodeError("attribute \(rawType & 0x3fff) of length \(length) with \(bytes.endIndex - at) bytes left",
-                              at: at - bytes.startIndex)
-        }
-        let value = bytes[(at + 4)..<(at + length)]
-        at += align4(length)
-        return Attribute(type: rawType & 0x3fff, isNested: rawType & Attributes.nestedFlag != 0, value: value)
-    }
-}
-
 /// Fixed-size values of ctnetlink attributes (big-endian); a value of the wrong size is a `DecodeError`.
 extension Attribute {
     func u8(_ what: String) throws(DecodeError) -> UInt8 {

@@ -69,14 +69,14 @@ public struct InterfaceAddress: Sendable, Equatable {
         guard let family = IPAddress.Family(rawValue: p[s]) else { return nil }
         guard p[s + 1] <= family.bitCount else { throw DecodeError("ifa_prefixlen \(p[s + 1]) too long", at: 1) }
         var entry = InterfaceAddress(family: family, index: Int32(bitPattern: p.hostU32(s + 4)!), prefixLength: p[s + 1])
-        entry.flags = attributes.u32(IFA.flags) ?? UInt32(p[s + 2])
+        entry.flags = try attributes.u32(IFA.flags) ?? UInt32(p[s + 2])
         entry.scope = p[s + 3]
         entry.address = try attributes.address(IFA.address, family: family, "IFA_ADDRESS")
         entry.local = try attributes.address(IFA.local, family: family, "IFA_LOCAL")
         entry.broadcast = try attributes.address(IFA.broadcast, family: family, "IFA_BROADCAST")
         entry.anycast = try attributes.address(IFA.anycast, family: family, "IFA_ANYCAST")
         entry.label = attributes.string(IFA.label)
-        entry.addressProtocol = attributes.u8(IFA.proto)
+        entry.addressProtocol = try attributes.u8(IFA.proto)
         if let info = attributes[IFA.cacheInfo] {
             guard info.count >= 16 else { throw DecodeError("IFA_CACHEINFO of \(info.count) bytes", at: 0) }
             entry.cacheInfo = AddressCacheInfo(

@@ -87,22 +87,22 @@ public struct Link: Sendable, Equatable {
         link.family = p[p.startIndex]
         link.type = p.hostU16(p.startIndex + 2)!
         link.flags = p.hostU32(p.startIndex + 8)!
-        link.operState = attributes.u8(IFLA.operState) ?? 0
-        link.linkMode = attributes.u8(IFLA.linkMode)
-        link.mtu = attributes.u32(IFLA.mtu)
-        link.minMTU = attributes.u32(IFLA.minMTU)
-        link.maxMTU = attributes.u32(IFLA.maxMTU)
+        link.operState = try attributes.u8(IFLA.operState) ?? 0
+        link.linkMode = try attributes.u8(IFLA.linkMode)
+        link.mtu = try attributes.u32(IFLA.mtu)
+        link.minMTU = try attributes.u32(IFLA.minMTU)
+        link.maxMTU = try attributes.u32(IFLA.maxMTU)
         link.qdisc = attributes.string(IFLA.qdisc)
-        link.txQueueLength = attributes.u32(IFLA.txqlen)
-        link.group = attributes.u32(IFLA.group)
-        link.promiscuity = attributes.u32(IFLA.promiscuity)
-        link.carrier = attributes.bool(IFLA.carrier)
+        link.txQueueLength = try attributes.u32(IFLA.txqlen)
+        link.group = try attributes.u32(IFLA.group)
+        link.promiscuity = try attributes.u32(IFLA.promiscuity)
+        link.carrier = try attributes.bool(IFLA.carrier)
         link.address = attributes.linkAddress(IFLA.address)
         link.broadcast = attributes.linkAddress(IFLA.broadcast)
         link.permanentAddress = attributes.linkAddress(IFLA.permanentAddress)
-        link.master = attributes.i32(IFLA.master)
-        link.link = attributes.i32(IFLA.link)
-        link.linkNetnsID = attributes.i32(IFLA.linkNetnsID)
+        link.master = try attributes.i32(IFLA.master)
+        link.link = try attributes.i32(IFLA.link)
+        link.linkNetnsID = try attributes.i32(IFLA.linkNetnsID)
         link.alias = attributes.string(IFLA.ifalias)
         if let properties = try attributes.nested(IFLA.propList) {
             link.alternativeNames = properties.list.filter { $0.type == IFLA.altIfname }.map {
@@ -118,7 +118,7 @@ public struct Link: Sendable, Equatable {
             try link.decodeLinkInfo(info)
         }
         if link.family == AF.bridge, let protinfo = attributes[IFLA.protinfo] {
-            link.bridgePort = BridgePortInfo(try Attributes.parse(protinfo))
+            link.bridgePort = try BridgePortInfo(try Attributes.parse(protinfo))
         }
         return link
     }
@@ -131,16 +131,16 @@ public struct Link: Sendable, Equatable {
             let attributes = try Attributes.parse(data)
             switch kind {
             case "vxlan": vxlan = try VXLANInfo(attributes)
-            case "macvlan", "macvtap": macvlan = MacvlanInfo(attributes)
-            case "ipvlan", "ipvtap": ipvlan = IPVlanInfo(attributes)
-            case "bridge": bridge = BridgeInfo(attributes)
-            case "vrf": vrfTable = attributes.u32(1 /* IFLA_VRF_TABLE */)
-            case "bond": bondMode = attributes.u8(1 /* IFLA_BOND_MODE */)
+            case "macvlan", "macvtap": macvlan = try MacvlanInfo(attributes)
+            case "ipvlan", "ipvtap": ipvlan = try IPVlanInfo(attributes)
+            case "bridge": bridge = try BridgeInfo(attributes)
+            case "vrf": vrfTable = try attributes.u32(1 /* IFLA_VRF_TABLE */)
+            case "bond": bondMode = try attributes.u8(1 /* IFLA_BOND_MODE */)
             default: break
             }
         }
         if slaveKind == "bridge", let data = info[IFLA.Info.slaveData] {
-            bridgePort = BridgePortInfo(try Attributes.parse(data))
+            bridgePort = try BridgePortInfo(try Attributes.parse(data))
         }
     }
 }
@@ -194,15 +194,15 @@ public struct VXLANInfo: Sendable, Equatable {
     public var group: IPAddress? { groupOrRemote.flatMap { $0.isMulticast ? $0 : nil } }
 
     init(_ a: Attributes) throws(DecodeError) {
-        vni = a.u32(1)
+        vni = try a.u32(1)
         groupOrRemote = try a.address(2, family: .v4, "IFLA_VXLAN_GROUP")
         if groupOrRemote == nil { groupOrRemote = try a.address(16, family: .v6, "IFLA_VXLAN_GROUP6") }
         local = try a.address(4, family: .v4, "IFLA_VXLAN_LOCAL")
         if local == nil { local = try a.address(17, family: .v6, "IFLA_VXLAN_LOCAL6") }
-        port = a.netU16(15)
-        link = a.i32(3)
-        ttl = a.u8(5)
-        learning = a.bool(7)
+        port = try a.netU16(15)
+        link = try a.i32(3)
+        ttl = try a.u8(5)
+        learning = try a.bool(7)
     }
 }
 
@@ -213,7 +213,7 @@ public struct MacvlanInfo: Sendable, Equatable {
 
     public var modeName: String? { mode.map { named($0, [1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"]) } }
 
-    init(_ a: Attributes) { mode = a.u32(1) }
+    init(_ a: Attributes) throws(DecodeError) { mode = try a.u32(1) }
 }
 
 /// IFLA_INFO_DATA of an ipvlan or ipvtap device.
@@ -226,9 +226,9 @@ public struct IPVlanInfo: Sendable, Equatable {
     public var modeName: String? { mode.map { named($0, [0: "l2", 1: "l3", 2: "l3s"]) } }
     public var flagsName: String? { flags.map { named($0, [0: "bridge", 1: "private", 2: "vepa"]) } }
 
-    init(_ a: Attributes) {
-        mode = a.u16(1)
-        flags = a.u16(2)
+    init(_ a: Attributes) throws(DecodeError) {
+        mode = try a.u16(1)
+        flags = try a.u16(2)
     }
 }
 
@@ -243,12 +243,12 @@ public struct BridgeInfo: Sendable, Equatable {
     public var forwardDelay: UInt32?
     public var ageingTime: UInt32?
 
-    init(_ a: Attributes) {
-        stpState = a.u32(5)
-        vlanFiltering = a.bool(7)
-        priority = a.u16(6)
-        forwardDelay = a.u32(1)
-        ageingTime = a.u32(4)
+    init(_ a: Attributes) throws(DecodeError) {
+        stpState = try a.u32(5)
+        vlanFiltering = try a.bool(7)
+        priority = try a.u16(6)
+        forwardDelay = try a.u32(1)
+        ageingTime = try a.u32(4)
     }
 }
 
@@ -268,13 +268,13 @@ public struct BridgePortInfo: Sendable, Equatable {
         state.map { named($0, [0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"]) }
     }
 
-    init(_ a: Attributes) {
-        state = a.u8(1)
-        priority = a.u16(2)
-        cost = a.u32(3)
-        hairpin = a.bool(4)
-        learning = a.bool(8)
-        unicastFlood = a.bool(9)
+    init(_ a: Attributes) throws(DecodeError) {
+        state = try a.u8(1)
+        priority = try a.u16(2)
+        cost = try a.u32(3)
+        hairpin = try a.bool(4)
+        learning = try a.bool(8)
+        unicastFlood = try a.bool(9)
     }
 }
 

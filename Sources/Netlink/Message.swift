@@ -111,7 +111,7 @@ public struct NetlinkError: Error, Equatable, Sendable, CustomStringConvertible 
         if message.flags & NLMsg.ackTLVs != 0, tlvStart < p.endIndex {
             let attributes = try Attributes.parse(p[tlvStart...])
             text = attributes.string(1)
-            offset = attributes.u32(2)
+            offset = try attributes.u32(2)
         }
         return NetlinkError(request: request, errno: errno, message: text, attributeOffset: offset)
     }

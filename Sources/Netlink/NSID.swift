@@ -76,7 +76,7 @@ public enum NSIDRequests {
         guard message.type == RTM_NEWNSID else { return nil }
         guard message.payload.count >= 4 else { throw DecodeError("RTM_NEWNSID shorter than rtgenmsg", at: 0) }
         let attributes = try Attributes.parse(message.payload.dropFirst(4))
-        guard let id = attributes.i32(NETNSA_NSID) else { throw DecodeError("RTM_NEWNSID without NETNSA_NSID", at: 4) }
+        guard let id = try attributes.i32(NETNSA_NSID) else { throw DecodeError("RTM_NEWNSID without NETNSA_NSID", at: 4) }
         return id < 0 ? .unassigned : .assigned(id)
     }
 }

@@ -55,10 +55,10 @@ public struct Neighbour: Sendable, Equatable {
         entry.linkAddress = header.attributes.linkAddress(NDA.lladdr)
         entry.state = header.state
         entry.flags = header.flags
-        entry.extendedFlags = header.attributes.u32(NDA.flagsExt) ?? 0
+        entry.extendedFlags = try header.attributes.u32(NDA.flagsExt) ?? 0
         entry.type = header.type
-        entry.probes = header.attributes.u32(NDA.probes)
-        entry.neighbourProtocol = header.attributes.u8(NDA.neighbourProtocol)
+        entry.probes = try header.attributes.u32(NDA.probes)
+        entry.neighbourProtocol = try header.attributes.u8(NDA.neighbourProtocol)
         return entry
     }
 }
@@ -117,14 +117,14 @@ public struct FDBEntry: Sendable, Equatable {
             throw DecodeError("AF_BRIDGE RTM_NEWNEIGH without NDA_LLADDR", at: 12)
         }
         var entry = FDBEntry(linkAddress: lladdr, index: header.index)
-        entry.master = header.attributes.i32(NDA.master)
-        entry.vlan = header.attributes.u16(NDA.vlan)
+        entry.master = try header.attributes.i32(NDA.master)
+        entry.vlan = try header.attributes.u16(NDA.vlan)
         entry.state = header.state
         entry.flags = header.flags
         entry.destination = try header.attributes.anyAddress(NDA.dst, "NDA_DST")
-        entry.vni = header.attributes.u32(NDA.vni)
-        entry.port = header.attributes.netU16(NDA.port)
-        entry.linkNetnsID = header.attributes.i32(NDA.linkNetnsID)
+        entry.vni = try header.attributes.u32(NDA.vni)
+        entry.port = try header.attributes.netU16(NDA.port)
+        entry.linkNetnsID = try header.attributes.i32(NDA.linkNetnsID)
         return entry
     }
 }

@@ -145,7 +145,7 @@ extension Attributes {
     func linkAddress(_ type: UInt16) -> MACAddress? { self[type].map { MACAddress(bytes: $0) } }
 
     /// A u8 attribute read as a boolean, as the kernel sends its on/off settings.
-    func bool(_ type: UInt16) -> Bool? { u8(type).map { $0 != 0 } }
+    func bool(_ type: UInt16) throws(DecodeError) -> Bool? { try u8(type).map { $0 != 0 } }
 }
 
 extension IPAddress.Family {

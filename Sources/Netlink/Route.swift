@@ -81,20 +81,20 @@ public struct Route: Sendable, Equatable {
             route.source = try prefix(src, length: srcLength, "RTA_SRC")
         }
         route.tos = p[s + 3]
-        route.table = attributes.u32(RTA.table) ?? UInt32(p[s + 4])
+        route.table = try attributes.u32(RTA.table) ?? UInt32(p[s + 4])
         route.routeProtocol = p[s + 5]
         route.scope = p[s + 6]
         route.type = p[s + 7]
         route.flags = p.hostU32(s + 8)!
         route.gateway = try gateway(attributes, family: family)
-        route.outputIndex = attributes.i32(RTA.oif)
-        route.inputIndex = attributes.i32(RTA.iif)
-        route.priority = attributes.u32(RTA.priority)
+        route.outputIndex = try attributes.i32(RTA.oif)
+        route.inputIndex = try attributes.i32(RTA.iif)
+        route.priority = try attributes.u32(RTA.priority)
         route.preferredSource = try attributes.address(RTA.prefsrc, family: family, "RTA_PREFSRC")
-        route.nexthopID = attributes.u32(RTA.nhID)
-        route.mark = attributes.u32(RTA.mark)
-        route.preference = attributes.u8(RTA.pref)
-        if let metrics = try attributes.nested(RTA.metrics) { route.mtu = metrics.u32(2 /* RTAX_MTU */) }
+        route.nexthopID = try attributes.u32(RTA.nhID)
+        route.mark = try attributes.u32(RTA.mark)
+        route.preference = try attributes.u8(RTA.pref)
+        if let metrics = try attributes.nested(RTA.metrics) { route.mtu = try metrics.u32(2 /* RTAX_MTU */) }
         if let multipath = attributes[RTA.multipath] { route.nexthops = try Nexthop.decodeAll(multipath, family: family) }
         return route
     }

@@ -73,8 +73,8 @@ public struct Rule: Sendable, Equatable {
         let attributes = try FamilyHeader.attributes(after: FamilyHeader.rtmsgSize, of: message, "RTM_NEWRULE")
         let p = message.payload
         let s = p.startIndex
-        var rule = Rule(family: p[s], priority: attributes.u32(FRA.priority) ?? 0,
-                        table: attributes.u32(FRA.table) ?? UInt32(p[s + 4]), action: p[s + 7])
+        var rule = Rule(family: p[s], priority: try attributes.u32(FRA.priority) ?? 0,
+                        table: try attributes.u32(FRA.table) ?? UInt32(p[s + 4]), action: p[s + 7])
         rule.tos = p[s + 3]
         rule.flags = p.hostU32(s + 8)!
         if let src = try attributes.anyAddress(FRA.src, "FRA_SRC") { rule.source = try prefix(src, length: p[s + 2], "FRA_SRC") }
@@ -83,12 +83,12 @@ public struct Rule: Sendable, Equatable {
         }
         rule.inputInterface = attributes.string(FRA.iifname)
         rule.outputInterface = attributes.string(FRA.oifname)
-        rule.fwmark = attributes.u32(FRA.fwmark)
-        rule.fwmask = attributes.u32(FRA.fwmask)
-        rule.gotoTarget = attributes.u32(FRA.goto)
-        rule.ruleProtocol = attributes.u8(FRA.ruleProtocol)
-        rule.suppressPrefixLength = attributes.i32(FRA.suppressPrefixLength)
-        rule.l3mdev = attributes.u8(FRA.l3mdev).map { $0 != 0 } ?? false
+        rule.fwmark = try attributes.u32(FRA.fwmark)
+        rule.fwmask = try attributes.u32(FRA.fwmask)
+        rule.gotoTarget = try attributes.u32(FRA.goto)
+        rule.ruleProtocol = try attributes.u8(FRA.ruleProtocol)
+        rule.suppressPrefixLength = try attributes.i32(FRA.suppressPrefixLength)
+        rule.l3mdev = try attributes.u8(FRA.l3mdev).map { $0 != 0 } ?? false
         return rule
     }
 }

@@ -130,7 +130,7 @@ struct BadInputTests {
         }
     }
 
-    @Test func attributeAndNexthopLengthsThatCouldLoop() {
+    @Test func attributeAndNexthopLengthsThatCouldLoop() throws {
         // A zero-length attribute and a zero-length rtnexthop: both must be errors, never a loop.
         var route: [UInt8] = [2, 24, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0]
         route += [12, 0, 9, 0, 0, 0, 0, 0, 2, 0, 0, 0]  // RTA_MULTIPATH holding an rtnexthop with rtnh_len 0
@@ -141,6 +141,15 @@ struct BadInputTests {
             try Link.decode(NetlinkMessage(type: RTM.newLink, flags: 0, sequence: 0, portID: 0,
                                            payload: ([UInt8](repeating: 0, count: 16) + zeroAttribute)[...]))
         }
+        // A fixed-size attribute shorter than its type is malformed, an error, never "absent": an
+        // IFLA_MTU (4) of two bytes.
+        let name: [UInt8] = [6, 0, 3, 0, 0x78, 0, 0, 0]  // IFLA_IFNAME "x"
+        let shortMTU: [UInt8] = [UInt8](repeating: 0, count: 16) + name + [6, 0, 4, 0, 0xdc, 0x05, 0, 0]
+        #expect(throws: DecodeError.self) {
+            try Link.decode(NetlinkMessage(type: RTM.newLink, flags: 0, sequence: 0, portID: 0, payload: shortMTU[...]))
+        }
+        let fullMTU: [UInt8] = [UInt8](repeating: 0, count: 16) + name + [8, 0, 4, 0, 0xdc, 0x05, 0, 0]
+        #expect(try Link.decode(NetlinkMessage(type: RTM.newLink, flags: 0, sequence: 0, portID: 0, payload: fullMTU[...]))?.mtu == 1500)
         // An error code of Int32.min must not trap when negated.
         let error = NetlinkMessage(type: NLMsg.error, flags: 0, sequence: 0, portID: 0, payload: [0, 0, 0, 0x80][...])
         #expect((try? NetlinkError.decode(error, request: "x"))??.errno == Int32.min)
