@@ -24,6 +24,7 @@ extension JSON {
                 out.append(contentsOf: "null".utf8)
             }
         case .string(let s): JSON.writeString(s, into: &out)
+        case .raw(let bytes): out.append(contentsOf: bytes)
         case .array(let elements):
             if elements.isEmpty { out.append(contentsOf: "[]".utf8); return }
             out.append(UInt8(ascii: "["))

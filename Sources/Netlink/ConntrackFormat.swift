@@ -1,3 +1,4 @@
+import JSONKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -221,24 +222,3 @@ extension ConntrackTuple {
 
 }
 
-extension Array where Element == UInt8 {
-    /// Appends a non-negative integer in decimal, without a String. The digits are made in a buffer on the
-    /// stack and appended in one piece: a table of a hundred thousand entries has a million numbers, and
-    /// growing the array digit by digit (or through a repeated placeholder) was a tenth of `conntrack --json`.
-    public mutating func appendDecimal<T: BinaryInteger>(_ value: T) {
-        var v = UInt64(truncatingIfNeeded: value)
-        if v < 10 {
-            append(UInt8(ascii: "0") + UInt8(v))
-            return
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var i = 20
-            repeat {
-                i -= 1
-                digits[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-            } while v > 0
-            append(contentsOf: UnsafeBufferPointer(rebasing: digits[i..<20]))
-        }
-    }
-}

@@ -258,52 +258,6 @@ enum ConntrackJSON {
 
 }
 
-/// The members of one JSON object, written one by one into a byte buffer: the opening brace when made,
-/// commas between members, the closing brace at `end`.
-struct JSONMembers {
-    private var first = true
-
-    init(_ out: inout [UInt8]) { out.append(UInt8(ascii: "{")) }
-
-    /// In one append: appending a String's UTF-8 view here (and then byte by byte) was the largest single
-    /// cost of a large table.
-    mutating func key(_ name: StaticString, _ out: inout [UInt8]) {
-        // `,"name":` made on the stack and appended once.
-        let comma = first ? 0 : 1
-        first = false
-        name.withUTF8Buffer { name in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + 4) { text in
-                text[0] = UInt8(ascii: ",")
-                text[comma] = UInt8(ascii: "\"")
-                for (i, byte) in name.enumerated() { text[comma + 1 + i] = byte }
-                text[comma + 1 + name.count] = UInt8(ascii: "\"")
-                text[comma + 2 + name.count] = UInt8(ascii: ":")
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<(comma + 3 + name.count)]))
-            }
-        }
-    }
-
-    mutating func string(_ name: StaticString, _ value: String, _ out: inout [UInt8]) {
-        key(name, &out)
-        JSON.string(value).write(into: &out, pretty: false)
-    }
-
-    mutating func number<T: BinaryInteger>(_ name: StaticString, _ value: T, _ out: inout [UInt8]) {
-        key(name, &out)
-        out.appendDecimal(value)
-    }
-
-    /// `text` as it is (`true`, a number), or in quotes when `quoted` (it must need no escaping).
-    mutating func raw(_ name: StaticString, _ text: StaticString, quoted: Bool = false, _ out: inout [UInt8]) {
-        key(name, &out)
-        if quoted { out.append(UInt8(ascii: "\"")) }
-        text.withUTF8Buffer { out.append(contentsOf: $0) }
-        if quoted { out.append(UInt8(ascii: "\"")) }
-    }
-
-    func end(_ out: inout [UInt8]) { out.append(UInt8(ascii: "}")) }
-}
-
 /// `conntrack --watch` as lines or JSON objects: what `ConntrackWatcher` hands over, written out.
 struct ConntrackWatchOutput {
     let natOnly: Bool

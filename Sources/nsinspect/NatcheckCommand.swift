@@ -125,7 +125,7 @@ extension NATCheck.Report {
         o.add("conntrack", .array(conntrack.map { entry in
             var bytes: [UInt8] = []
             ConntrackJSON.append(entry, netns: nil, to: &bytes)
-            return (try? JSON.parse(bytes)) ?? .null
+            return .raw(bytes)
         }))
         return o.json
     }

@@ -45,37 +45,42 @@ enum Output {
     /// Writes a JSON object member by member, so a large document (`dump` of a thousand namespaces) is
     /// never held in memory whole.
     struct JSONObjectStream {
-        private var first = true
-        let pretty: Bool
+        private var members: JSONMembers
+        private let silent: Bool
 
         init(pretty: Bool = Output.prettyJSON) {
-            self.pretty = pretty
-            Output.write("{")
+            var bytes: [UInt8] = []
+            members = JSONMembers(&bytes, pretty: pretty)
+            silent = false
+            Output.write(bytes)
         }
 
         /// A stream that writes nothing (for callers that print text instead).
         init(silent: Bool) {
-            pretty = false
+            var bytes: [UInt8] = []
+            members = JSONMembers(&bytes)
+            self.silent = true
         }
 
         mutating func member(_ key: String, _ value: JSON) {
             var bytes: [UInt8] = []
-            value.write(into: &bytes, pretty: pretty, depth: 1)
+            value.write(into: &bytes, pretty: Output.prettyJSON, depth: 1)
             member(key, rendered: bytes)
         }
 
         /// A member whose value was already serialised (at depth 1).
         mutating func member(_ key: String, rendered value: [UInt8]) {
-            var bytes: [UInt8] = Array((first ? "" : ",").utf8)
-            if pretty { bytes.append(contentsOf: "\n  ".utf8) }
-            JSON.string(key).write(into: &bytes, pretty: false)
-            bytes.append(contentsOf: (pretty ? ": " : ":").utf8)
-            first = false
-            Output.write(bytes)
-            Output.write(value)
+            var bytes: [UInt8] = []
+            members.member(key, rendered: value, &bytes)
+            if !silent { Output.write(bytes) }
         }
 
-        func end() { Output.write(pretty && !first ? "\n}\n" : "}\n") }
+        func end() {
+            var bytes: [UInt8] = []
+            members.end(&bytes)
+            bytes.append(UInt8(ascii: "\n"))
+            if !silent { Output.write(bytes) }
+        }
     }
 
     fileprivate static func writeAll(_ fd: Int32, _ buffer: UnsafeBufferPointer<UInt8>) {

@@ -372,7 +372,7 @@ struct TraceOutput {
             o.add("conntrack", .array(nat.entries(for: hop).map { entry in
                 var bytes: [UInt8] = []
                 ConntrackJSON.append(entry, netns: nil, to: &bytes)
-                return (try? JSON.parse(bytes)) ?? .null
+                return .raw(bytes)
             }))
         }
         o.add("drop", hop.drop); o.add("drop_place", hop.dropPlace)
