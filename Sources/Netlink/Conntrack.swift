@@ -1,8 +1,9 @@
+import CMnl
 /// ctnetlink: the conntrack subsystem of nfnetlink (linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h,
 /// nf_conntrack_common.h). Like `RTM`, the numbers are named here so the decoders read as the headers do.
 public enum CTNetlink {
     /// NETLINK_NETFILTER: the netlink protocol of every nfnetlink socket.
-    public static let netlinkProtocol: Int32 = 12
+    public static let netlinkProtocol: Int32 = NETLINK_NETFILTER
     /// NFNL_SUBSYS_CTNETLINK, the high byte of every conntrack message type.
     static let subsystem: UInt16 = 1
     /// IPCTNL_MSG_CT_NEW: an entry of a dump, the answer to a get, and the NEW and UPDATE events.

@@ -43,8 +43,8 @@ public final class NetlinkSocket: @unchecked Sendable {
         }
         portID = mnl_socket_get_portid(socket)
         var on: Int32 = 1
-        _ = mnl_socket_setsockopt(socket, 11 /* NETLINK_EXT_ACK */, &on, socklen_t(MemoryLayout<Int32>.size))
-        _ = mnl_socket_setsockopt(socket, 12 /* NETLINK_GET_STRICT_CHK */, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(socket, NETLINK_EXT_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(socket, NETLINK_GET_STRICT_CHK, &on, socklen_t(MemoryLayout<Int32>.size))
         let fd = mnl_socket_get_fd(socket)
         var size: Int32 = 1 << 20
         if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
@@ -66,7 +66,7 @@ public final class NetlinkSocket: @unchecked Sendable {
     public var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
 
     /// Opens a socket in this thread's namespace.
-    public static func open(protocol: Int32 = 0 /* NETLINK_ROUTE */, label: String = "host") throws(OperationError) -> NetlinkSocket {
+    public static func open(protocol: Int32 = NETLINK_ROUTE, label: String = "host") throws(OperationError) -> NetlinkSocket {
         guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
             throw OperationError("", label, call: "netlink socket", errno: .current)
         }
@@ -74,7 +74,7 @@ public final class NetlinkSocket: @unchecked Sendable {
     }
 
     /// Opens a socket inside `ns` (created on a thread that entered it; the socket stays there).
-    public static func open(in ns: NamespaceHandle, protocol: Int32 = 0, label: String? = nil) throws -> NetlinkSocket {
+    public static func open(in ns: NamespaceHandle, protocol: Int32 = NETLINK_ROUTE, label: String? = nil) throws -> NetlinkSocket {
         let name = label ?? ns.origin
         let raw: OpaquePointer = try NamespaceThread.run(in: ns) { () throws(OperationError) -> OpaquePointer in
             guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
@@ -87,7 +87,7 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     /// Opens one socket inside each namespace, all from one thread; a namespace that cannot be entered
     /// yields its error and the others still get their socket.
-    public static func open(inEach namespaces: [NamespaceHandle], protocol: Int32 = 0, labels: [String]? = nil)
+    public static func open(inEach namespaces: [NamespaceHandle], protocol: Int32 = NETLINK_ROUTE, labels: [String]? = nil)
         throws(OperationError) -> [Result<NetlinkSocket, any Error>]
     {
         let raws = try NamespaceThread.runEach(in: namespaces) { (_, ns) throws(OperationError) -> OpaquePointer in
