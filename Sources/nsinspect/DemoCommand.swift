@@ -60,25 +60,25 @@ struct DemoCommand: NSCommand {
 
         heading(2, "nsinspect list demo-host1 demo-router1 demo-router2 demo-host2",
                 "The census: every namespace however it is held (here by bind mounts in /var/run/netns),\nits nsid as the host sees it, its interfaces and addresses.")
-        var list = try ListCommand.parse(["demo-host1", "demo-router1", "demo-router2", "demo-host2"])
+        let list = try ListCommand.parse(["demo-host1", "demo-router1", "demo-router2", "demo-host2"])
         try list.run()
         try checkInterrupt()
 
         heading(3, "nsinspect graph demo-router1",
                 "The wiring as the kernel reports it: veth pairs matched across namespaces by ifindex,\nnot by anything a lab file declared.")
-        var graph = try GraphCommand.parse(["demo-router1"])
+        let graph = try GraphCommand.parse(["demo-router1"])
         try graph.run()
         try checkInterrupt()
 
         heading(4, "nsinspect path demo-host1 demo-host2",
                 "What the routing tables predict, without sending anything: the route in each namespace,\nacross each veth into the next, forwarding checked in every router.")
-        var path = try PathCommand.parse(["demo-host1", "demo-host2"])
+        let path = try PathCommand.parse(["demo-host1", "demo-host2"])
         try path.run()
         try checkInterrupt()
 
         heading(5, "nsinspect trace demo-host1 demo-host2 --count 3",
                 "Three ICMP echoes from inside host1, followed in the kernel with eBPF at every veth end.\nThe TTL drops by one in each router: 64 → 63 → 62. The reply arrives with ttl 62, and\n64 − 62 = 2 routed hops, which is what path predicted and what the trace saw.")
-        var trace = try TraceCommand.parse(["demo-host1", "demo-host2", "--count", "3"])
+        let trace = try TraceCommand.parse(["demo-host1", "demo-host2", "--count", "3"])
         var traceFailed = false
         do { try trace.run() } catch let exit as ExitCode where exit.rawValue == 1 { traceFailed = true }
         try checkInterrupt()
