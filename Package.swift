@@ -42,7 +42,7 @@ let package = Package(
         // Helpers shared by the test targets: running commands, scratch namespaces that clean up.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "JSONKitTests", dependencies: ["JSONKit"]),
-        .testTarget(name: "NetAddressTests", dependencies: ["NetAddress"]),
+        .testTarget(name: "NetAddressTests", dependencies: ["NetAddress", "TestSupport"]),
         .testTarget(name: "ProcNSTests", dependencies: ["ProcNS", "CShim", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "ProcNS", "JSONKit", "TestSupport"], resources: [.copy("Fixtures")]),

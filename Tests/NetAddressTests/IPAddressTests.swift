@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import TestSupport
 
 @testable import NetAddress
 
@@ -9,17 +10,7 @@ import Testing
 /// and every text inet_pton accepts parses to the same bytes (and what it refuses is refused).
 @Suite("IP addresses against glibc")
 struct IPAddressTests {
-    /// SplitMix64: deterministic, so a failure reproduces.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Random = SplitMix64
 
     static func ntop(_ bytes: [UInt8]) -> String {
         var text = [CChar](repeating: 0, count: 64)

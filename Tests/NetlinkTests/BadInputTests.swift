@@ -1,23 +1,13 @@
 import Netlink
 import Testing
+import TestSupport
 
 /// Bad input: every fixture truncated at every length and mutated a few hundred times with deterministic
 /// byte flips. Decoding must return values or throw `DecodeError`: a crash or an endless loop fails the
 /// whole run (the time limit catches a hang).
 @Suite("Bad input", .timeLimit(.minutes(2)))
 struct BadInputTests {
-    /// SplitMix64: deterministic, so a failure reproduces.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
+    typealias Random = SplitMix64
 
     /// Runs every decoder of the module on a message; only `DecodeError` may come out.
     static func decodeAll(_ message: NetlinkMessage) {
