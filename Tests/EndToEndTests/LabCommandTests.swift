@@ -33,8 +33,10 @@ struct LabCommandTests {
     /// host links and rules: only what differs by nature (MACs, ifindexes in the host, cookies, inodes,
     /// lifetimes, the lab's name in its mark and table) is left out of the comparison.
     @Test func pyns2FileAndItsTwinBuildIdenticalLabs() throws {
-        let pyns2 = try Self.observe("container-bridge-pyns2.yaml")
-        let ours = try Self.observe("container-bridge.yaml")
+        // One prefix for both: the twins get the same names, as they have the same names as written.
+        let prefix = Scratch("twin").prefix
+        let pyns2 = try Self.observe("container-bridge-pyns2.yaml", prefix: prefix)
+        let ours = try Self.observe("container-bridge.yaml", prefix: prefix)
         for (part, a) in pyns2.sorted(by: { $0.key < $1.key }) {
             let b = ours[part] ?? "(missing)"
             #expect(a == b, "\(part) differs:\n\(Self.lineDiff(a, b))")
@@ -45,8 +47,8 @@ struct LabCommandTests {
     /// Brings an example up, reads its namespaces (`dump --json`), its host links (`show host --json`),
     /// the host's lab table and forwarding, brings it down; every part normalised and rendered as
     /// canonical JSON.
-    static func observe(_ name: String) throws -> [String: String] {
-        let example = try ExampleLab(name)
+    static func observe(_ name: String, prefix: String) throws -> [String: String] {
+        let example = try ExampleLab(name, prefix: prefix)
         defer { example.finish() }
         try example.up()
         let lab = example.footprint
@@ -363,20 +365,18 @@ struct LabCommandTests {
 
 // MARK: - Labs of the tests
 
-/// An example lab (examples/NAME, used as it is) brought up by a test: waits until no one else holds its
-/// names, and in `finish()` (a `defer`) brings it down if this test built it, then checks that nothing of
-/// it is left.
+/// An example lab (examples/NAME) brought up by a test under names of its own (`PrefixedExample`), and in
+/// `finish()` (a `defer`) brought down if this test built it, then checked that nothing of it is left.
 final class ExampleLab {
     let file: String
     let footprint: LabFootprint
     let before: HostSnapshot
     private var built = false
 
-    init(_ name: String) throws {
-        file = Package.example(name)
+    /// - Parameter prefix: the names' prefix; twin examples compared with each other share one.
+    init(_ name: String, prefix: String = Scratch("ex").prefix) throws {
+        file = try PrefixedExample.write(name, prefix: prefix)
         footprint = try LabFootprint(file: file)
-        let held = footprint.waitUntilFree()
-        try #require(held.isEmpty, "\(name): still held by someone else after waiting: \(held.joined(separator: ", "))")
         before = HostSnapshot.take()
     }
 
@@ -400,6 +400,7 @@ final class ExampleLab {
         built = false
         let left = footprint.leftovers(since: before)
         #expect(left.isEmpty, "\(footprint.lab) left \(left)")
+        try? FileManager.default.removeItem(atPath: file)
     }
 }
 

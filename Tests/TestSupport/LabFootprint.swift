@@ -2,7 +2,8 @@ import Foundation
 
 /// What a lab file makes on the machine, read from what `nsinspect lab up --dry-run FILE` prints: its
 /// namespaces, the links it makes in the host, its ownership mark and its nftables table. Tests use it
-/// to wait until an example's names are free, and to check that nothing of the lab is left afterwards.
+/// to name an example's things uniquely (`PrefixedExample`) and to check that nothing of the lab is
+/// left afterwards.
 public struct LabFootprint: Sendable {
     public let file: String
     /// The lab's name, from its mark.
@@ -44,18 +45,6 @@ public struct LabFootprint: Sendable {
         let hostNames = Set(HostLinks.names())
         return namespaces.filter(NetnsDirectory.exists).map { "namespace \($0)" }
             + hostLinks.filter(hostNames.contains).map { "host link \($0)" }
-    }
-
-    /// Waits until none of the lab's namespaces and host links exist (another run of the same example
-    /// may hold them), polling; returns what is still there when `timeout` runs out (empty: free).
-    public func waitUntilFree(timeout: TimeInterval = 120) -> [String] {
-        let deadline = Date().addingTimeInterval(timeout)
-        var held = present()
-        while !held.isEmpty && Date() < deadline {
-            usleep(500_000)
-            held = present()
-        }
-        return held
     }
 
     /// Whether the namespace `name` is there and carries this lab's mark on its `lo`.
@@ -141,4 +130,44 @@ public enum HostLinks {
     }
 
     public static func names() -> [String] { all().compactMap { $0["ifname"] as? String } }
+}
+
+/// An example lab file (examples/NAME, as users have it) written again with its lab, namespace and host
+/// link names made unique to a test run, so a test never waits for, collides with or removes a lab of
+/// someone else's. Namespaces become `PREFIX-NAME`; host links `PREFIXn` (at most 15 bytes); the lab
+/// `PREFIX`. A name is replaced wherever it stands alone (not inside a longer name, and not as a YAML
+/// key such as `outside:`). Two examples written with one prefix get the same names (twin labs).
+public enum PrefixedExample {
+    public static func write(_ name: String, prefix: String) throws -> String {
+        let original = Package.example(name)
+        let footprint = try LabFootprint(file: original)
+        var text = try String(contentsOfFile: original, encoding: .utf8)
+        var renames: [(String, String)] = [(footprint.lab, prefix)]
+        renames += footprint.namespaces.map { ($0, "\(prefix)-\($0)") }
+        // Host links in the order the lab makes them, so twin files agree.
+        renames += footprint.hostLinks.enumerated().map { ($0.element, String("\(prefix.suffix(10))h\($0.offset)".prefix(15))) }
+        let name = "[A-Za-z0-9_.-]"
+        // A namespace may be named like a key of the format (`outside`): as `outside: …` it stays a key.
+        let keys: Set = ["inside", "outside", "host", "lab", "nat", "filter", "routes", "links", "bridges", "expect", "netns", "ifaces"]
+        for (from, to) in renames.sorted(by: { $0.0.count > $1.0.count }) {
+            let escaped = NSRegularExpression.escapedPattern(for: from)
+            let notKey = keys.contains(from) ? "|:\\s|:$" : ""
+            let pattern = try NSRegularExpression(pattern: "(?<!\(name))\(escaped)(?!\(name)\(notKey))", options: [.anchorsMatchLines])
+            text = pattern.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text),
+                                                    withTemplate: NSRegularExpression.escapedTemplate(for: to))
+        }
+        // A namespace named like a key is still a key where it is one: among the children of `namespaces:`.
+        var inNamespaces = false
+        text = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if !line.hasPrefix(" "), !line.isEmpty, !line.hasPrefix("#") { inNamespaces = line.hasPrefix("namespaces:") }
+            guard inNamespaces, line.hasPrefix("  "), !line.hasPrefix("   ") else { return String(line) }
+            for (from, to) in renames where keys.contains(from) && line.dropFirst(2).hasPrefix(from + ":") {
+                return "  " + to + line.dropFirst(2 + from.count)
+            }
+            return String(line)
+        }.joined(separator: "\n")
+        let path = NSTemporaryDirectory() + "\(prefix)-\(original.split(separator: "/").last!)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
 }
