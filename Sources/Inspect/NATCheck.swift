@@ -60,7 +60,7 @@ public enum NATCheck {
 extension NATCheck {
     /// The inside endpoint a DNAT in the probes' conntrack entries points at, when it is an inside
     /// address on another port than `port`.
-    static func forwardedElsewhere(_ entries: [ConntrackEntry], inside: Set<IPAddress>, port: UInt16) -> ConntrackEndpoint? {
+    static func forwardedElsewhere(_ entries: [ConntrackEntry], inside: Set<IPAddress>, port: UInt16) -> NATEndpoint? {
         for entry in entries {
             for rewrite in entry.rewrites where rewrite.kind == .dnat {
                 if inside.contains(rewrite.to.address), let to = rewrite.to.port, to != port { return rewrite.to }

@@ -8,38 +8,6 @@ import Glibc
 /// entry. They write bytes into a buffer the caller flushes, so a table of a hundred thousand entries is
 /// printed without a String or an array per entry.
 
-/// An address and port (or ICMP id) a NAT rewrote: one side of `SNAT 10.0.2.1:12345 → 100.64.2.100:54321`.
-public struct ConntrackEndpoint: Sendable, Hashable, CustomStringConvertible {
-    public var address: IPAddress
-    /// The port, or the ICMP identifier; nil for protocols without either.
-    public var port: UInt16?
-    /// `port` is an ICMP identifier.
-    public var isICMPIdentifier = false
-
-    public init(address: IPAddress, port: UInt16?) {
-        self.address = address
-        self.port = port
-    }
-
-    public var description: String {
-        guard let port else { return address.description }
-        if isICMPIdentifier { return "\(address) id \(port)" }
-        return address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)"
-    }
-}
-
-/// What NAT did to a connection, read from its two tuples.
-public struct ConntrackRewrite: Sendable, Hashable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case snat = "SNAT", dnat = "DNAT" }
-    public var kind: Kind
-    /// The address and port of the original packet.
-    public var from: ConntrackEndpoint
-    /// What it became on the other side of the NAT.
-    public var to: ConntrackEndpoint
-
-    public var description: String { "\(kind.rawValue) \(from) → \(to)" }
-}
-
 extension ConntrackEntry {
     /// The source key of each tuple that NAT may rewrite: the source port, or the ICMP id.
     public var sourceKeys: (UInt16?, UInt16?) {
@@ -62,19 +30,19 @@ extension ConntrackEntry {
     public var isNAT: Bool { isSourceRewritten || isDestinationRewritten }
 
     /// SNAT first, then DNAT, each when it happened.
-    public var rewrites: [ConntrackRewrite] {
-        var out: [ConntrackRewrite] = []
+    public var rewrites: [NATRewrite] {
+        var out: [NATRewrite] = []
         if isSourceRewritten {
             let (from, to) = sourceKeys
-            var a = ConntrackEndpoint(address: original.source, port: from), b = ConntrackEndpoint(address: reply.destination, port: to)
+            var a = NATEndpoint(address: original.source, port: from), b = NATEndpoint(address: reply.destination, port: to)
             a.isICMPIdentifier = original.isICMP
             b.isICMPIdentifier = original.isICMP
-            out.append(ConntrackRewrite(kind: .snat, from: a, to: b))
+            out.append(NATRewrite(kind: .snat, from: a, to: b))
         }
         if isDestinationRewritten {
             let ports = original.isICMP ? (nil, nil) : (original.destinationPort, reply.sourcePort)
-            out.append(ConntrackRewrite(kind: .dnat, from: ConntrackEndpoint(address: original.destination, port: ports.0),
-                                        to: ConntrackEndpoint(address: reply.source, port: ports.1)))
+            out.append(NATRewrite(kind: .dnat, from: NATEndpoint(address: original.destination, port: ports.0),
+                                        to: NATEndpoint(address: reply.source, port: ports.1)))
         }
         return out
     }
@@ -100,7 +68,7 @@ extension ConntrackEntry {
         }
     }
 
-    /// One side of a tuple as `ConntrackEndpoint.description` writes it: `10.0.2.1:12345`, `[2001:db8::1]:53`,
+    /// One side of a tuple as `NATEndpoint.description` writes it: `10.0.2.1:12345`, `[2001:db8::1]:53`,
     /// `10.0.2.1 id 7`.
     private func appendEndpoint(_ tuple: ConntrackTuple, source: Bool, port: UInt16?, to out: inout [UInt8]) {
         let bracket = port != nil && !original.isICMP && tuple.family == .v6

@@ -123,7 +123,22 @@ public struct DiscardedCopy: Sendable, Equatable {
     public var direction: TraceDirection
     /// The kernel's drop reason (its BTF name).
     public var reason: String
-    public var place: String?
+    public var place: DropPlace?
+}
+
+/// Where in a namespace a packet was dropped.
+public enum DropPlace: Sendable, Equatable {
+    /// Having come in on this interface, before it left by any.
+    case onInputFrom(String)
+    /// At this interface (on its way out, or where the kernel last had it).
+    case at(String)
+}
+
+/// An ICMP message by type and code (an error the kernel sent about the probe).
+public struct ICMPMessage: Sendable, Equatable {
+    public var type: UInt8
+    public var code: UInt8
+    public var v6: Bool
 }
 
 /// A namespace as the packet crossed it: in on one interface, out on another, the TTL on both sides,
@@ -135,16 +150,19 @@ public struct ObservedHop: Sendable, Equatable {
     public var outInterface: String?
     public var ttlIn: UInt8?
     public var ttlOut: UInt8?
-    /// "SNAT 10.0.2.1:12345 → 100.64.2.100:54321", "DNAT …".
-    public var rewrites: [String]
+    /// What NAT rewrote here (source, destination), from the headers on the way in and out.
+    public var rewrites: [NATRewrite]
     /// The kernel's drop reason (its BTF name) when the packet died here.
     public var drop: String?
-    /// Where in the namespace: "on input from e1", "at e0".
-    public var dropPlace: String?
-    /// The route lookup the kernel made here (fib tracepoints).
-    public var route: String?
+    /// Where in the namespace it was dropped.
+    public var dropPlace: DropPlace?
+    /// The route lookup that decided where the packet went here (fib tracepoints): the first that matched,
+    /// else the last tried.
+    public var route: RouteLookup?
+    /// The interface that lookup chose, by name, when the kernel gave one.
+    public var routeInterface: String?
     /// An ICMP error the kernel sent back from here (icmp_send).
-    public var icmpSent: String?
+    public var icmpSent: ICMPMessage?
     /// Packet headers before (first seen) and after (last seen) this namespace, for rewrites; `first`
     /// is also the tuple the conntrack entry behind a rewrite is found by.
     public internal(set) var first: PacketHeaders?
@@ -504,7 +522,7 @@ public struct TraceAssembler {
             if direction == .reply && reason == "NO_SOCKET" { continue }
             let onWay = way.contains { $0.namespace == e.netns }
             out.append(DiscardedCopy(kind: onWay ? .left : .offPath, namespace: e.netns, label: label(e.netns), direction: direction,
-                                     reason: reason, place: e.ifname.isEmpty ? nil : "on input from \(e.ifname)"))
+                                     reason: reason, place: e.ifname.isEmpty ? nil : .onInputFrom(e.ifname)))
         }
         return out
     }
@@ -548,19 +566,23 @@ public struct TraceAssembler {
                 if !(direction == .reply && reason == "NO_SOCKET") {
                     hop.drop = reason
                     if hop.outInterface == nil, let input = hop.inInterface {
-                        hop.dropPlace = "on input from \(input)"
+                        hop.dropPlace = .onInputFrom(input)
                     } else if !event.ifname.isEmpty {
-                        hop.dropPlace = "at \(event.ifname)"
+                        hop.dropPlace = .at(event.ifname)
                     }
                 }
             case .routeLookup, .routeLookup6:
-                if case .route(let r) = event.detail, r.error == 0 || hop.route == nil {
-                    hop.route = r.error == 0 ? "table \(r.table) → if\(r.outputInterface)" + (r.gateway.map { " via \($0)" } ?? "")
-                        : "table \(r.table): no match (\(r.error))"
+                // The first lookup that matched made the routing decision; later ones in the same
+                // namespace are checks about the packet (rp_filter's reverse lookup, NAT asking the local
+                // table whether its new source is an address of ours). With no match at all, the last
+                // table tried says why.
+                if case .route(let r) = event.detail, hop.route.map({ $0.error != 0 }) ?? true {
+                    hop.route = r
+                    hop.routeInterface = event.ifname.isEmpty ? nil : event.ifname
                 }
             case .icmpSend:
                 if case .icmpSent(let type, let code) = event.detail {
-                    hop.icmpSent = ICMPNames.describe(type: type, code: code, v6: event.packet?.version == 6)
+                    hop.icmpSent = ICMPMessage(type: type, code: code, v6: event.packet?.version == 6)
                 }
             case .neighbour:
                 break
@@ -587,17 +609,17 @@ public struct TraceAssembler {
     }
 
     /// What changed in the headers between the first and the last sighting in a namespace.
-    func rewrites(_ before: PacketHeaders?, _ after: PacketHeaders?) -> [String] {
+    func rewrites(_ before: PacketHeaders?, _ after: PacketHeaders?) -> [NATRewrite] {
         guard let b = before, let a = after else { return [] }
-        func endpoint(_ address: IPAddress, _ port: UInt16, _ p: PacketHeaders) -> String {
-            p.hasTransport && !p.isICMP ? "\(address):\(port)" : address.description
+        func endpoint(_ address: IPAddress, _ port: UInt16, _ p: PacketHeaders) -> NATEndpoint {
+            NATEndpoint(address: address, port: p.hasTransport && !p.isICMP ? port : nil)
         }
-        var out: [String] = []
+        var out: [NATRewrite] = []
         if b.source != a.source || (b.hasTransport && a.hasTransport && !b.isICMP && b.sourcePort != a.sourcePort) {
-            out.append("SNAT \(endpoint(b.source, b.sourcePort, b)) → \(endpoint(a.source, a.sourcePort, a))")
+            out.append(NATRewrite(kind: .snat, from: endpoint(b.source, b.sourcePort, b), to: endpoint(a.source, a.sourcePort, a)))
         }
         if b.destination != a.destination || (b.hasTransport && a.hasTransport && !b.isICMP && b.destinationPort != a.destinationPort) {
-            out.append("DNAT \(endpoint(b.destination, b.destinationPort, b)) → \(endpoint(a.destination, a.destinationPort, a))")
+            out.append(NATRewrite(kind: .dnat, from: endpoint(b.destination, b.destinationPort, b), to: endpoint(a.destination, a.destinationPort, a)))
         }
         return out
     }

@@ -40,7 +40,7 @@ public enum Verdict: Sendable, Equatable {
     case icmpError(error: String, from: String)
     /// Dropped on the way: where, by which drop reason; `predictedStop` when `path` said it would stop
     /// there (why), `predictedNext` when `path` said it would go on (to where).
-    case dropped(in: String, place: String?, reason: String, predictedStop: String?, predictedNext: String?)
+    case dropped(in: String, place: DropPlace?, reason: String, predictedStop: String?, predictedNext: String?)
     /// The sending namespace's own kernel refused to send it.
     case notSent(String)
     /// No answer: the probe was last seen in a namespace (leaving by `out` or arriving on `in`), with no

@@ -153,9 +153,9 @@ struct TraceOutput {
                 }
             }
             var text = "\(hop.label) (\(parts.filter { !$0.isEmpty }.joined(separator: ", ")))"
-            for r in hop.rewrites { text += " [\(r)]" }
-            if let drop = hop.drop { text += " [DROP \(drop)\(hop.dropPlace.map { " " + $0 } ?? "")]" }
-            if let icmp = hop.icmpSent { text += " [sends \(icmp)]" }
+            for r in hop.rewrites { text += " [\(r.description)]" }
+            if let drop = hop.drop { text += " [DROP \(drop)\(Self.placeText(hop.dropPlace))]" }
+            if let icmp = hop.icmpSent { text += " [sends \(ICMPNames.describe(type: icmp.type, code: icmp.code, v6: icmp.v6))]" }
             return text
         }.joined(separator: " · ") + (hops.count > shown.count ? " · … \(hops.count - shown.count) more · " + hopsText([hops.last!]) : "")
     }
@@ -190,7 +190,7 @@ struct TraceOutput {
         func places(_ these: [DiscardedCopy], withLabel: Bool) -> String {
             var out: [String] = []
             for copy in these {
-                let place = (withLabel ? "\(copy.label): " : "") + copy.reason + (copy.place.map { " " + $0 } ?? "")
+                let place = (withLabel ? "\(copy.label): " : "") + copy.reason + Self.placeText(copy.place)
                 if !out.contains(place) { out.append(place) }
             }
             return out.joined(separator: "; ")
@@ -208,6 +208,20 @@ struct TraceOutput {
                          + "while a packet socket took the frame on")
         }
         return parts.joined(separator: "; ") + "; not the probe's fate"
+    }
+
+    /// ` on input from e1`, ` at e0`, or nothing.
+    static func placeText(_ place: DropPlace?) -> String {
+        switch place {
+        case .onInputFrom(let interface)?: " on input from \(interface)"
+        case .at(let interface)?: " at \(interface)"
+        case nil: ""
+        }
+    }
+
+    /// The JSON form of a place: `on input from e1`, `at e0`, or null.
+    static func placeJSON(_ place: DropPlace?) -> String? {
+        place.map { String(placeText($0).dropFirst()) }
     }
 
     /// A verdict in words.
@@ -241,7 +255,8 @@ struct TraceOutput {
         case .icmpError(let error, let from):
             return "\(error) from \(from)"
         case .dropped(let ns, let place, let reason, let stop, let next):
-            var text = "dropped in \(ns)" + (place.map { " " + $0 } ?? "") + ": \(reason)" + (DropReasons.explanation(reason).map { " (\($0))" } ?? "")
+            let why = DropReasons.explanation(reason).map { " (\($0))" } ?? ""
+            var text = "dropped in \(ns)" + Self.placeText(place) + ": \(reason)" + why
             if let stop { text += ", as path predicted (\(stop))" }
             if let next { text += "; path predicted it to go on to \(next)" }
             return text
@@ -341,7 +356,7 @@ struct TraceOutput {
                 c.add("netns", copy.label); c.add("ns", copy.namespace)
                 c.add("direction", copy.direction.rawValue)
                 c.add("kind", copy.kind.rawValue)
-                c.add("drop", copy.reason); c.add("drop_place", copy.place)
+                c.add("drop", copy.reason); c.add("drop_place", Self.placeJSON(copy.place))
                 return c.json
             }))
             o.add("verdict", Self.verdictText(r.verdict))
@@ -367,7 +382,18 @@ struct TraceOutput {
             l2.add("in", crossing.inPort); l2.add("out", crossing.outPort)
             o.add("layer2", l2.json)
         }
-        o.add("rewrites", strings: hop.rewrites)
+        if let r = hop.route {
+            var route = JSONObjectBuilder()
+            route.add("table", RTNames.table(r.table))
+            if r.error == 0 {
+                route.add("out", hop.routeInterface ?? "if\(r.outputInterface)")
+                route.add("via", r.gateway?.description)
+            } else {
+                route.add("error", "\(Errno(-r.error))")
+            }
+            o.add("route", route.json)
+        }
+        o.add("rewrites", strings: hop.rewrites.map(\.description))
         if !hop.rewrites.isEmpty {
             o.add("conntrack", .array(nat.entries(for: hop).map { entry in
                 var bytes: [UInt8] = []
@@ -375,8 +401,8 @@ struct TraceOutput {
                 return .raw(bytes)
             }))
         }
-        o.add("drop", hop.drop); o.add("drop_place", hop.dropPlace)
-        o.add("icmp_sent", hop.icmpSent)
+        o.add("drop", hop.drop); o.add("drop_place", Self.placeJSON(hop.dropPlace))
+        o.add("icmp_sent", hop.icmpSent.map { ICMPNames.describe(type: $0.type, code: $0.code, v6: $0.v6) })
         return o.json
     }
 

@@ -165,6 +165,9 @@ struct TraceCommandTests {
         let atRouter2 = try #require(there.first { $0["netns"] as? String == lab.router2 })
         #expect(atRouter2["rewrites"] as? [String] == ["SNAT 10.0.1.10 → 10.0.2.1"])
         #expect(there.filter { !(($0["rewrites"] as? [String]) ?? []).isEmpty }.count == 1)
+        // The route lookup the kernel made in router2 for the forwarded probe: the main table, out of e1.
+        let route = atRouter2["route"] as? [String: Any]
+        #expect(route?["table"] as? String == "main" && route?["out"] as? String == "e1" && route?["error"] == nil, "\(atRouter2)")
         let back = try #require(probe["back"] as? [[String: Any]])
         #expect(back.first { $0["netns"] as? String == lab.router2 }?["rewrites"] as? [String] == ["DNAT 10.0.2.1 → 10.0.1.10"])
         // The conntrack entry that did it, read from router2: original host1 → host2, reply to router2's address.

@@ -81,6 +81,23 @@ enum Trace {
         return events
     }
 
+    /// A route lookup (fib_table_lookup) for the request's destination, as the tracepoint reports it.
+    static func lookup(at t: UInt64, in ns: UInt32, table: UInt32, error: Int32 = 0, out: (String, UInt32)? = nil) -> PacketEvent {
+        let raw = Records.event(hook: .routeLookup) { e in
+            e.timestamp_ns = t
+            e.netns = ns
+            if let out {
+                e.ifindex = out.1
+                Records.set(&e.ifname, Array(out.0.utf8))
+                e.detail.fib.oif = out.1
+            }
+            e.detail.fib.table = table
+            e.detail.fib.err = error
+            Records.ipv4(&e.packet, proto: 1, ttl: 64, from: a, to: b)
+        }
+        return try! PacketEvent(decoding: Records.bytes(raw))
+    }
+
     static let answered = [SentProbe(sequence: 1, sentAt: 500, outcome: .reply(ttl: 64, rtt: 9_000))]
 }
 
@@ -156,7 +173,7 @@ struct TraceAssemblerTests {
         #expect(!report.agrees)
         #expect(report.drop?.label == "h2")
         #expect(report.drop?.drop == "UDP_CSUM")
-        #expect(report.verdict == .dropped(in: "h2", place: "on input from eth0", reason: "UDP_CSUM", predictedStop: nil, predictedNext: nil),
+        #expect(report.verdict == .dropped(in: "h2", place: .onInputFrom("eth0"), reason: "UDP_CSUM", predictedStop: nil, predictedNext: nil),
                 "\(report.verdict)")
         #expect(report.discardedCopies.map(\.label) == ["host"])
         #expect(report.requestHops.map(\.label) == ["h1", "host", "h2"])
@@ -191,7 +208,7 @@ struct TraceAssemblerTests {
         let probes = [SentProbe(sequence: 1, sentAt: 500, outcome: .timeout)]
         let report = try #require(Trace.assembler().assemble(events: events, probes: probes).first)
         #expect(report.drop?.label == "h2")
-        #expect(report.verdict == .dropped(in: "h2", place: "on input from eth0", reason: "NETFILTER_DROP", predictedStop: nil, predictedNext: nil),
+        #expect(report.verdict == .dropped(in: "h2", place: .onInputFrom("eth0"), reason: "NETFILTER_DROP", predictedStop: nil, predictedNext: nil),
                 "\(report.verdict)")
         #expect(report.discardedCopies.map(\.label) == ["r"])
     }
@@ -251,5 +268,88 @@ struct TraceAssemblerTests {
         #expect(report.observedRoutedHops == 1)
         #expect(!report.agrees)  // path predicted no router between h1 and h2
         #expect(report.verdict == .diverged(HopCounts(seen: 1, predicted: 0, byReplyTTL: 1, initialTTL: 64), wentThrough: "sw", predicted: "h2"))
+    }
+
+    /// h1 → r (in e0, out e1, routed) → h2, with the lookups the kernel makes in r around the forwarding.
+    static func throughRouter(_ lookups: [PacketEvent], forwarded: Bool = true) -> [PacketEvent] {
+        var events = [
+            Trace.event(.transmit, at: 1_000, in: Trace.h1, "eth0", index: 2, skb: 0xa),
+            Trace.event(.receive, at: 2_000, in: Trace.r, "e0", index: 2, skb: 0xa),
+        ] + lookups
+        if forwarded {
+            events += [
+                Trace.event(.transmit, at: 3_000, in: Trace.r, "e1", index: 3, skb: 0xa, ttl: 63),
+                Trace.event(.receive, at: 4_000, in: Trace.h2, "eth0", index: 2, skb: 0xa, ttl: 63),
+            ]
+        } else {
+            events.append(Trace.event(.drop, at: 3_000, in: Trace.r, "e0", index: 2, skb: 0xa, drop: 5))
+        }
+        return events
+    }
+
+    static let viaRouter = [
+        ExpectedHop(namespace: Trace.h1, label: "h1", inInterface: nil, outInterface: "eth0", forwards: false),
+        ExpectedHop(namespace: Trace.r, label: "r", inInterface: "e0", outInterface: "e1", forwards: true),
+        ExpectedHop(namespace: Trace.h2, label: "h2", inInterface: "eth0", outInterface: nil, forwards: false),
+    ]
+
+    @Test("the route a hop shows is the lookup that forwarded it, not NAT's later check of the local table")
+    func routeIsTheForwardingLookup() throws {
+        let events = Self.throughRouter([
+            Trace.lookup(at: 2_100, in: Trace.r, table: 255, error: -11),                  // local: no match
+            Trace.lookup(at: 2_200, in: Trace.r, table: 254, out: ("e1", 3)),              // main: out of e1
+            Trace.lookup(at: 2_900, in: Trace.r, table: 255, out: ("e1", 3)),              // SNAT: is the new source ours?
+        ])
+        let probes = [SentProbe(sequence: 1, sentAt: 500, outcome: .timeout)]
+        let report = try #require(Trace.assembler(ports: [:], expected: Self.viaRouter).assemble(events: events, probes: probes).first)
+        let router = try #require(report.requestHops.first { $0.label == "r" })
+        #expect(router.routed)
+        #expect(router.route?.table == 254 && router.route?.error == 0, "\(String(describing: router.route))")
+        #expect(router.routeInterface == "e1")
+    }
+
+    @Test("with no table matching, the hop's route is the last table tried and its error")
+    func unroutedShowsTheLastTable() throws {
+        let events = Self.throughRouter([
+            Trace.lookup(at: 2_100, in: Trace.r, table: 255, error: -11),
+            Trace.lookup(at: 2_200, in: Trace.r, table: 254, error: -101),  // ENETUNREACH
+        ], forwarded: false)
+        let probes = [SentProbe(sequence: 1, sentAt: 500, outcome: .timeout)]
+        let report = try #require(Trace.assembler(ports: [:], expected: Self.viaRouter).assemble(events: events, probes: probes).first)
+        let router = try #require(report.requestHops.first { $0.label == "r" })
+        #expect(router.route?.table == 254 && router.route?.error == -101, "\(String(describing: router.route))")
+        #expect(router.routeInterface == nil)
+        #expect(router.dropPlace == .onInputFrom("e0"))
+    }
+
+    @Test("NAT in a hop is read from the headers on the way in and out, ports with it, IPv6 in brackets")
+    func rewritesAreTyped() {
+        let assembler = Trace.assembler(udp: true, ports: [:])
+        func headers(_ from: [UInt8], _ sport: UInt16, _ to: [UInt8], _ dport: UInt16, v6: Bool = false) -> PacketHeaders? {
+            let raw = Records.event(hook: .transmit) { e in
+                if v6 {
+                    e.packet.ip_version = 6
+                    e.packet.protocol = 17
+                    Records.set(&e.packet.saddr, from)
+                    Records.set(&e.packet.daddr, to)
+                } else {
+                    Records.ipv4(&e.packet, proto: 17, ttl: 64, from: from, to: to)
+                }
+                e.packet.l4_valid = 1
+                e.packet.sport = sport
+                e.packet.dport = dport
+            }
+            return try! PacketEvent(decoding: Records.bytes(raw)).packet
+        }
+        let snat = assembler.rewrites(headers([10, 0, 1, 10], 40000, [10, 0, 2, 10], 33434), headers([10, 0, 2, 1], 50000, [10, 0, 2, 10], 33434))
+        #expect(snat.map(\.description) == ["SNAT 10.0.1.10:40000 → 10.0.2.1:50000"])
+        #expect(snat.first?.kind == .snat && snat.first?.to.port == 50000)
+        let dnat = assembler.rewrites(headers([10, 0, 1, 10], 40000, [10, 0, 2, 1], 80), headers([10, 0, 1, 10], 40000, [10, 0, 2, 10], 8080))
+        #expect(dnat.map(\.description) == ["DNAT 10.0.2.1:80 → 10.0.2.10:8080"])
+        let a6: [UInt8] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], b6: [UInt8] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+        let c6: [UInt8] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]
+        let v6 = assembler.rewrites(headers(a6, 1000, b6, 53, v6: true), headers(c6, 1000, b6, 53, v6: true))
+        #expect(v6.map(\.description) == ["SNAT [fd00::1]:1000 → [fd00::3]:1000"])
+        #expect(assembler.rewrites(headers([10, 0, 1, 10], 1, [10, 0, 2, 10], 2), headers([10, 0, 1, 10], 1, [10, 0, 2, 10], 2)).isEmpty)
     }
 }
