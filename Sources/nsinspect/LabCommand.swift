@@ -134,7 +134,7 @@ struct LabStatus: NSCommand {
 
     func run() throws {
         let spec = try lab.load("lab status")
-        // Reading inside the lab's namespaces means entering them (setns).
+        // Reading inside the lab's namespaces means entering them, which needs CAP_SYS_ADMIN.
         try requireCapabilities([.sysAdmin], for: "lab status")
         let builder = LabBuilder(spec: spec)
         let presences = builder.presences()
