@@ -320,9 +320,22 @@ void nsi_unblock_stop_signals(void) {
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+/* What SIGINT and SIGQUIT did before a foreground child (the default, or the stop handler), put back
+ * when it ends, as system(3) does. */
+static struct sigaction nsi_saved_int, nsi_saved_quit;
+
 void nsi_ignore_interactive_signals(int ignore) {
-    signal(SIGINT, ignore ? SIG_IGN : SIG_DFL);
-    signal(SIGQUIT, ignore ? SIG_IGN : SIG_DFL);
+    if (ignore) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_IGN;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGINT, &action, &nsi_saved_int);
+        sigaction(SIGQUIT, &action, &nsi_saved_quit);
+    } else {
+        sigaction(SIGINT, &nsi_saved_int, NULL);
+        sigaction(SIGQUIT, &nsi_saved_quit, NULL);
+    }
 }
 
 static volatile sig_atomic_t nsi_stop_flag;

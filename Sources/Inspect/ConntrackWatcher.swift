@@ -8,16 +8,14 @@ import ProcNS
 /// opened inside each, until a stop request, the duration, or the caller has seen enough. A namespace
 /// whose name no longer leads to it (deleted, or the name reused) stops being watched; the others go on.
 public struct ConntrackWatcher {
+    /// Each labelled with the reference it was given by, which is checked again once a second (a name in
+    /// the netns directory or a pid) or every five seconds (one that needs a census: a container, ino:N).
     public let namespaces: [NamedNamespace]
-    /// The references the namespaces were given by, checked again once a second (a name in the netns
-    /// directory or a pid) or every five seconds (one that needs a census: a container, ino:N).
-    public let references: [String]
     public let duration: Double?
     public let options: CensusOptions
 
-    public init(namespaces: [NamedNamespace], references: [String], duration: Double?, options: CensusOptions = CensusOptions()) {
+    public init(namespaces: [NamedNamespace], duration: Double?, options: CensusOptions = CensusOptions()) {
         self.namespaces = namespaces
-        self.references = references
         self.duration = duration
         self.options = options
     }
@@ -25,17 +23,16 @@ public struct ConntrackWatcher {
     /// One watched namespace.
     private final class Watched {
         let namespace: NamedNamespace
-        let reference: String
+        var reference: String { namespace.label }
         let monitor: ConntrackMonitor
         /// Re-resolving a name found through the census (a container, ino:N) costs a /proc scan: checked
         /// less often than a name in the netns directory or a pid.
         let needsCensus: Bool
 
-        init(_ namespace: NamedNamespace, _ reference: String, _ monitor: ConntrackMonitor, netnsDirectory: String) {
+        init(_ namespace: NamedNamespace, _ monitor: ConntrackMonitor, netnsDirectory: String) {
             self.namespace = namespace
-            self.reference = reference
             self.monitor = monitor
-            switch try? NamespaceReference.parse(reference) {
+            switch try? NamespaceReference.parse(namespace.label) {
             case .inode?, .qualified?: needsCensus = true
             case .name(let name)?:
                 var st = stat()
@@ -47,20 +44,22 @@ public struct ConntrackWatcher {
 
     /// Watches until stopped. `started` gets the labels of the namespaces being watched; `item` each
     /// event or overrun with its namespace's label, and returns false when the caller has seen enough;
-    /// `problem` what cannot be watched or stops being watched (with no label: when none is left). Returns how many namespaces were watched.
+    /// `read` after each round of reads (the moment to flush what `item` buffered); `problem` what cannot
+    /// be watched or stops being watched (with no label: when none is left). Returns how many namespaces
+    /// were watched.
     @discardableResult
-    public func run(started: ([String]) -> Void, item: (String, ConntrackMonitorItem) -> Bool,
+    public func run(started: ([String]) -> Void, item: (String, ConntrackMonitorItem) -> Bool, read: () -> Void,
                     problem: (_ label: String?, _ message: String) -> Void) throws -> Int {
         var watched: [Watched] = []
-        for (ns, reference) in zip(namespaces, references) {
+        for ns in namespaces {
             do {
                 let monitor = try ConntrackMonitor(in: ns.handle, label: ns.label)
-                watched.append(Watched(ns, reference, monitor, netnsDirectory: options.netnsDirectory))
+                watched.append(Watched(ns, monitor, netnsDirectory: options.netnsDirectory))
                 if (try? Sysctl.read("net.netfilter.nf_conntrack_events", in: ns.handle)) == "0" {
                     problem(ns.label, "events are off in this namespace (net.netfilter.nf_conntrack_events=0): nothing will be seen")
                 }
             } catch {
-                problem(ns.label, "cannot watch: \(Self.reason(error))")
+                problem(ns.label, "cannot watch: \(OperationError.explain(error))")
             }
         }
         let count = watched.count
@@ -68,7 +67,7 @@ public struct ConntrackWatcher {
         started(watched.map(\.namespace.label))
 
         let start = monotonicNanoseconds()
-        let end = duration.map { start + UInt64(($0 * 1e9).rounded()) }
+        let end = duration.map { monotonicDeadline(after: $0, from: start) }
         var lastCheck = start, lastCensusCheck = start
         watching: while !watched.isEmpty {
             let now = monotonicNanoseconds()
@@ -84,17 +83,20 @@ public struct ConntrackWatcher {
                     do {
                         for one in try w.monitor.read() where !item(w.namespace.label, one) { break watching }
                     } catch {
-                        problem(w.namespace.label, "\(Self.reason(error)); no longer watched")
+                        problem(w.namespace.label, "\(OperationError.explain(error)); no longer watched")
                         dropped.insert(ObjectIdentifier(w))
                     }
                 }
+                read()
                 watched.removeAll { dropped.contains(ObjectIdentifier($0)) }
             }
             let after = monotonicNanoseconds()
             if after - lastCheck >= 1_000_000_000 {
                 let census = after - lastCensusCheck >= 5_000_000_000
+                // One resolver for the round: the census it may take serves every namespace checked.
+                var resolver = NamespaceResolver(options: options)
                 watched.removeAll { w in
-                    guard !w.needsCensus || census, let gone = gone(w) else { return false }
+                    guard !w.needsCensus || census, let gone = gone(w, resolver: &resolver) else { return false }
                     problem(w.namespace.label, "\(gone); no longer watched")
                     return true
                 }
@@ -107,17 +109,12 @@ public struct ConntrackWatcher {
     }
 
     /// Whether the name the namespace was given still leads to it; why not, when it does not.
-    private func gone(_ w: Watched) -> String? {
-        var resolver = NamespaceResolver(options: options)
+    private func gone(_ w: Watched, resolver: inout NamespaceResolver) -> String? {
         do {
             let now = try resolver.resolve(w.reference)
             return now.id == w.namespace.handle.id ? nil : "\(w.reference) now names another namespace (\(now.id))"
         } catch {
             return "the namespace is gone (\(error.reason))"
         }
-    }
-
-    public static func reason(_ error: any Error) -> String {
-        (error as? OperationError)?.reason ?? "\(error)"
     }
 }

@@ -42,7 +42,7 @@ public enum NATCheck {
                            destination: probe.to.address, destinationPort: probe.to.port)
         }
         var entries: [ConntrackEntry] = []
-        try ConntrackAccess.table(nat) { entries = try $0.entries(matchingAny: matches) }
+        entries = try ConntrackTable(in: nat.handle, label: nat.label).entries(matchingAny: matches)
         if let elsewhere = forwardedElsewhere(entries, inside: Set(plan.insideAddresses), port: observation.insidePort) {
             // A DNAT rule sends outside traffic to a fixed inside port: the unsolicited probes went there,
             // not to natcheck's socket, so "kept out" would be a wrong answer.
@@ -92,15 +92,3 @@ extension NATCheck.Report {
     }
 }
 
-/// Opening conntrack sockets, with the errors of a kernel without ctnetlink said in words.
-public enum ConntrackAccess {
-    public static func table(_ ns: NamedNamespace, _ body: (ConntrackTable) throws -> Void) throws {
-        do {
-            try body(try ConntrackTable(in: ns.handle, label: ns.label))
-        } catch let error as OperationError where error.errno == Errno(EPROTONOSUPPORT) {
-            throw OperationError("conntrack", ns.label, "this kernel has no netfilter netlink (NETLINK_NETFILTER)")
-        } catch let error as NetlinkError where error.errno == EOPNOTSUPP {
-            throw OperationError("conntrack", ns.label, "this kernel has no conntrack netlink interface (nf_conntrack_netlink)")
-        }
-    }
-}

@@ -5,11 +5,10 @@ import ProcNS
 /// wiring that names veth peers across namespaces; then the other sections of each namespace, read on
 /// two worker threads that also render it (the caller's closure), handed over in order.
 public struct NamespaceDump {
-    public let census: Census
     public let open: OpenNamespaces
     /// Each namespace's links (empty, with the reason in `failed`, when its dump failed).
-    public let links: [[Link]]
-    public let failed: [Int: String]
+    private let links: [[Link]]
+    private let failed: [Int: String]
     /// Each namespace's veth peers and parents in other namespaces, by local ifindex.
     public let peers: [[Int32: LinkPeer]]
 
@@ -30,7 +29,6 @@ public struct NamespaceDump {
         let wiring = open.wiring(links)
         var peers = open.namespaces.indices.map { Self.peers(of: $0, wiring: wiring, open: open) }
         Self.resolveOutsideSelection(&peers, links: links, open: open, census: census)
-        self.census = census
         self.open = open
         self.links = links
         self.failed = failed

@@ -76,7 +76,7 @@ public struct OpenNamespaces {
                 ovs.append((ns, bridges))
             }
         }
-        wiring.findSwitches(links, addresses: addresses, ovs: ovs)
+        wiring.findSwitches(links, addresses: addresses, ovs: ovs, candidates: candidates)
         return wiring
     }
 

@@ -36,7 +36,7 @@ public struct TraceNAT {
                 let found = try table.entries(matchingAny: list)
                 for match in list { entries[Key(namespace: namespace, match: match)] = found.filter(match.matches) }
             } catch {
-                problems[namespace] = (error as? OperationError)?.reason ?? "\(error)"
+                problems[namespace] = OperationError.explain(error)
             }
         }
     }

@@ -141,7 +141,6 @@ public struct ActiveTrace {
     public func run(attached: (ProbeSession) throws -> Void) throws -> ActiveTraceResult {
         let handle = plan.context.open.handles[plan.origin]
         let destination = plan.destination
-        let dst = destination
         // The probe's identity is fixed before the session starts, so the kernel filter can match it.
         var echo: EchoProber?
         var udp: UDPEndpoint?
@@ -154,18 +153,18 @@ public struct ActiveTrace {
             let prober = try EchoProber(from: handle, to: destination, ttl: options.ttl)
             echo = prober
             identity = .icmpEcho(id: prober.identifier)
-            match = .icmpEcho(id: prober.identifier, hosts: [dst])
+            match = .icmpEcho(id: prober.identifier, hosts: [destination])
         case .udp:
             let endpoint = try UDPEndpoint(in: handle, family: destination.family, port: 0)
             if let ttl = options.ttl { endpoint.setTTL(ttl) }
             udp = endpoint
             identity = .flow(proto: PacketHeaders.udp, sourcePort: endpoint.port, destinationPort: destinationPort)
-            match = .flow(FlowIdentity(proto: PacketHeaders.udp, sourcePort: endpoint.port, destination: dst, destinationPort: destinationPort))
+            match = .flow(FlowIdentity(proto: PacketHeaders.udp, sourcePort: endpoint.port, destination: destination, destinationPort: destinationPort))
         case .tcp:
             // One socket (one source port) per probe; the filter matches the destination port.
             for _ in 0..<options.count { syns.append(try SynProber(from: handle, to: destination, port: destinationPort, ttl: options.ttl)) }
             identity = .flow(proto: PacketHeaders.tcp, sourcePort: syns[0].sourcePort, destinationPort: destinationPort)
-            match = .flow(FlowIdentity(proto: PacketHeaders.tcp, destination: dst, destinationPort: destinationPort))
+            match = .flow(FlowIdentity(proto: PacketHeaders.tcp, destination: destination, destinationPort: destinationPort))
         }
         let session = try ProbeSession(.init(filter: TraceFilter(namespaces: plan.inodes, match: match)))
         defer { session.close() }
@@ -173,7 +172,7 @@ public struct ActiveTrace {
 
         var events: [PacketEvent] = []
         var probes: [SentProbe] = []
-        let deadline = options.duration.map { monotonicNanoseconds() + UInt64(($0 * 1e9).rounded()) }
+        let deadline = options.duration.map { monotonicDeadline(after: $0) }
         for i in 0..<options.count {
             if StopRequest.isRequested { break }
             if let deadline, monotonicNanoseconds() > deadline { break }
@@ -285,7 +284,7 @@ public struct PassiveTrace {
         defer { session.close() }
         try attached(session)
         let start = monotonicNanoseconds()
-        let deadline = duration.map { start + UInt64(($0 * 1e9).rounded()) }
+        let deadline = duration.map { monotonicDeadline(after: $0, from: start) }
         var summary = Summary(statistics: try session.statistics(), dropReasons: session.dropReasons)
         func hand(_ e: PacketEvent) {
             summary.counts[Place(netns: e.netns, ifname: e.ifname, hook: e.hook), default: 0] += 1

@@ -49,7 +49,7 @@ public struct JSONMembers {
 
     public mutating func string(_ name: StaticString, _ value: String, _ out: inout [UInt8]) {
         key(name, &out)
-        JSON.string(value).write(into: &out, pretty: false)
+        JSON.writeString(value, into: &out)
     }
 
     public mutating func number<T: BinaryInteger>(_ name: StaticString, _ value: T, _ out: inout [UInt8]) {

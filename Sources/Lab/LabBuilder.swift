@@ -131,7 +131,7 @@ public final class LabBuilder {
                 do {
                     try run.execute(step)
                 } catch {
-                    throw OperationError("lab up", spec.name, "step \(i + 1) of \(plan.steps.count) (\(step)): \(Self.reason(error))")
+                    throw OperationError("lab up", spec.name, "step \(i + 1) of \(plan.steps.count) (\(step)): \(OperationError.explain(error, withObject: true))")
                 }
             }
             try run.saveHostState()
@@ -144,11 +144,6 @@ public final class LabBuilder {
             throw error
         }
         return .built(steps: plan.steps.count)
-    }
-
-    static func reason(_ error: any Error) -> String {
-        if let e = error as? OperationError { return e.object.isEmpty ? e.reason : "\(e.object): \(e.reason)" }
-        return "\(error)"
     }
 
     // MARK: down

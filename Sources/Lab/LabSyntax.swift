@@ -50,7 +50,7 @@ enum LabSyntax {
         guard parts.count <= 2, let address = IPAddress(String(parts[0])) else {
             throw word.problem("expected \(what), found '\(word.text)'")
         }
-        let maximum = address.bytes.count * 8
+        let maximum = address.bitWidth
         guard parts.count == 2 else {
             if bareAddress { return IPPrefix(address: address, length: UInt8(maximum))! }
             throw word.problem("address \(address) has no prefix length (write \(address)/\(address.family == .v4 ? 24 : 64) or the length of its network)")

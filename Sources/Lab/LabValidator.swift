@@ -234,7 +234,7 @@ struct LabValidator {
                     }
                 }
                 // Different links of one namespace in overlapping subnets: routing between them is ambiguous.
-                let full = UInt8(ip.bytes.count * 8)
+                let full = UInt8(ip.bitWidth)
                 if p.length < full && !ip.isLinkLocal {
                     for other in inPlace[interface.ref.place] ?? []
                     where (segments[other.ref] ?? other.ref) != segment && other.address.prefix.length < full

@@ -77,7 +77,7 @@ enum NftRuleset {
 
     /// A prefix as nft writes it: the bare address for a full-length prefix, the network otherwise.
     private static func network(_ prefix: IPPrefix) -> String {
-        Int(prefix.length) == prefix.address.bytes.count * 8 ? prefix.address.description : prefix.network.description
+        Int(prefix.length) == prefix.address.bitWidth ? prefix.address.description : prefix.network.description
     }
 
     static func render(_ m: LabMatch) -> [String] {

@@ -36,6 +36,20 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         self.init(high: high, low: low, family: bytes.count == 4 ? .v4 : .v6)
     }
 
+    /// From a slice of network-order bytes (a netlink attribute's value), loaded a word at a time: every
+    /// decoder reads its addresses here, a conntrack table four per entry.
+    public init?(bytes: ArraySlice<UInt8>) {
+        let count = bytes.count
+        guard count == 4 || count == 16 else { return nil }
+        let (high, low) = bytes.withUnsafeBytes { raw -> (UInt64, UInt64) in
+            if count == 4 { return (UInt64(UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))) << 32, 0) }
+            return (UInt64(bigEndian: raw.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+        self.init(high: high, low: low, family: count == 4 ? .v4 : .v6)
+    }
+
+    public init?(bytes: [UInt8]) { self.init(bytes: bytes[...]) }
+
     public init(v4 value: UInt32) {
         self.init(high: UInt64(value) << 32, low: 0, family: .v4)
     }
@@ -55,6 +69,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     public var bytes: [UInt8] {
         (0..<(family == .v4 ? 4 : 16)).map { byte($0) }
     }
+
+    /// 32 or 128: the longest prefix of the family.
+    public var bitWidth: Int { family == .v4 ? 32 : 128 }
 
     /// Byte `i` in network order.
     @inline(__always) public func byte(_ i: Int) -> UInt8 {
@@ -89,7 +106,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// addresses per entry: IPv4 goes straight from the word to the buffer).
     public func append(to out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 46) { buffer in
-            let n = family == .v4 ? Self.dottedQuad(UInt32(truncatingIfNeeded: high >> 32), into: buffer, at: 0) : format(into: buffer)
+            let n = format(into: buffer)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<n]))
         }
     }
@@ -135,7 +152,6 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
             i = j
         }
         if bestLength < 2 { bestStart = -1 }
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         i = 0
         while i < 8 {
             if i == bestStart {
@@ -151,8 +167,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
             let g = group(i)
             var started = false
             for shift in stride(from: 12, through: 0, by: -4) {
-                let digit = Int((g >> UInt16(shift)) & 0xf)
-                if digit != 0 || started || shift == 0 { put(hex[digit]); started = true }
+                let digit = UInt8(truncatingIfNeeded: g >> UInt16(shift)) & 0xf
+                if digit != 0 || started || shift == 0 { put(digit < 10 ? 48 + digit : 87 + digit); started = true }
             }
             if i < 7 { put(UInt8(ascii: ":")) }
             i += 1
@@ -225,7 +241,7 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     public let length: UInt8
 
     public init?(address: IPAddress, length: UInt8) {
-        guard Int(length) <= address.bytes.count * 8 else { return nil }
+        guard Int(length) <= address.bitWidth else { return nil }
         self.address = address
         self.length = length
     }
@@ -239,7 +255,7 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
             self.init(address: address, length: length)
         } else {
             guard !requireLength else { return nil }
-            self.init(address: address, length: UInt8(address.bytes.count * 8))
+            self.init(address: address, length: UInt8(address.bitWidth))
         }
     }
 
@@ -252,26 +268,20 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
 
     /// The network: the address with the host bits cleared.
     public var network: IPPrefix {
-        IPPrefix(address: IPAddress(bytes: masked(address.bytes))!, length: length)!
+        IPPrefix(address: masked(address), length: length)!
     }
 
-    private func masked(_ bytes: [UInt8]) -> [UInt8] {
-        var out = bytes
-        for i in out.indices {
-            let bitsBefore = i * 8
-            if bitsBefore >= Int(length) {
-                out[i] = 0
-            } else if bitsBefore + 8 > Int(length) {
-                out[i] &= UInt8(0xff) << UInt8(8 - (Int(length) - bitsBefore))
-            }
-        }
-        return out
+    /// `a` with every bit after the first `length` cleared, on the two words (an IPv4 address is the top
+    /// of `high`): no array per call, as route lookups test every route's prefix.
+    private func masked(_ a: IPAddress) -> IPAddress {
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? .max : ~(UInt64.max >> UInt64(bits)) }
+        return IPAddress(high: a.high & mask(Int(length)), low: a.low & mask(Int(length) - 64), family: a.family)
     }
 
     /// Whether `other` lies inside this prefix.
     public func contains(_ other: IPAddress) -> Bool {
         guard other.family == family else { return false }
-        return masked(other.bytes) == masked(address.bytes)
+        return masked(other) == masked(address)
     }
 
     /// Whether the two prefixes share any address.

@@ -128,18 +128,6 @@ public struct ConntrackStatus: OptionSet, Sendable, Hashable {
 }
 
 extension IPAddress {
-    /// From an attribute value of 4 (IPv4) or 16 (IPv6) network-order bytes, loaded a word at a time.
-    init?(attribute value: ArraySlice<UInt8>) {
-        let s = value.startIndex
-        switch value.count {
-        case 4: self.init(high: UInt64(value.netU32(s)!) << 32, low: 0, family: .v4)
-        case 16:
-            self.init(high: UInt64(value.netU32(s)!) << 32 | UInt64(value.netU32(s + 4)!),
-                      low: UInt64(value.netU32(s + 8)!) << 32 | UInt64(value.netU32(s + 12)!), family: .v6)
-        default: return nil
-        }
-    }
-
     /// 0.0.0.0, before a tuple's addresses are decoded.
     static let unset = IPAddress(high: 0, low: 0, family: .v4)
 }
@@ -204,7 +192,7 @@ public struct ConntrackTuple: Sendable, Hashable, CustomStringConvertible {
                 while let b = try ip.next() {
                     let v6 = b.type == CTA.ipV6Source || b.type == CTA.ipV6Destination
                     guard b.type >= CTA.ipV4Source && b.type <= CTA.ipV6Destination else { continue }
-                    guard b.value.count == (v6 ? 16 : 4), let address = IPAddress(attribute: b.value) else {
+                    guard b.value.count == (v6 ? 16 : 4), let address = IPAddress(bytes: b.value) else {
                         throw DecodeError("\(what) address of \(b.value.count) bytes", at: 0)
                     }
                     if b.type == CTA.ipV4Source || b.type == CTA.ipV6Source { source = address } else { destination = address }

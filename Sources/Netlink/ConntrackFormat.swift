@@ -48,8 +48,8 @@ extension ConntrackEntry {
     }
 
     /// `SNAT 10.0.2.1:12345 → 100.64.2.100:54321`, `, ` between SNAT and DNAT; nothing without NAT. The
-    /// same text as `rewrites`' descriptions, written from the tuples without building the rewrites (their
-    /// addresses are arrays and their descriptions Strings: too much for every line of a large table).
+    /// same text as `rewrites`' descriptions, written from the tuples into the buffer without building the
+    /// rewrites or a String per line (too much for every line of a large table).
     public func appendNAT(to out: inout [UInt8]) {
         let snat = isSourceRewritten, dnat = isDestinationRewritten
         if snat {

@@ -45,7 +45,7 @@ public final class ConntrackMonitor: @unchecked Sendable {
     public init(in namespace: NamespaceHandle, label: String? = nil, groups: [CTNetlink.Group] = CTNetlink.Group.allCases,
                 receiveBuffer: Int32 = 8 << 20) throws {
         self.label = label ?? namespace.origin
-        events = try NetlinkSocket.open(in: namespace, protocol: CTNetlink.netlinkProtocol, label: self.label)
+        events = try ConntrackTable.socket(in: namespace, label: self.label)
         table = try ConntrackTable(in: namespace, label: self.label)
         let fd = events.fileDescriptor
         for group in groups {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ProcNS
 
 /// ctnetlink requests (IPCTNL_MSG_CT_GET), pure so they are tested against goldens.
@@ -101,7 +104,25 @@ public final class ConntrackTable: @unchecked Sendable {
 
     /// A socket inside `namespace` (it stays bound there).
     public convenience init(in namespace: NamespaceHandle, label: String? = nil) throws {
-        self.init(socket: try NetlinkSocket.open(in: namespace, protocol: CTNetlink.netlinkProtocol, label: label))
+        self.init(socket: try Self.socket(in: namespace, label: label))
+    }
+
+    /// A netfilter netlink socket inside `namespace`; a kernel without NETLINK_NETFILTER is said in words.
+    static func socket(in namespace: NamespaceHandle, label: String?) throws -> NetlinkSocket {
+        do {
+            return try NetlinkSocket.open(in: namespace, protocol: CTNetlink.netlinkProtocol, label: label)
+        } catch let error as OperationError where error.errno == Errno(EPROTONOSUPPORT) {
+            throw OperationError("conntrack", label ?? namespace.origin, "this kernel has no netfilter netlink (NETLINK_NETFILTER)")
+        }
+    }
+
+    /// A request to a kernel without nf_conntrack_netlink fails EOPNOTSUPP: said in words.
+    private func explained<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as NetlinkError where error.errno == EOPNOTSUPP {
+            throw OperationError("conntrack", label, "this kernel has no conntrack netlink interface (nf_conntrack_netlink)")
+        }
     }
 
     public var label: String { socket.label }
@@ -111,18 +132,18 @@ public final class ConntrackTable: @unchecked Sendable {
     /// NLM_F_DUMP_INTR; if a kernel ever did, this throws rather than hand `body` entries twice.
     public func forEach(family: IPAddress.Family? = nil, _ body: (ConntrackEntry) throws -> Void) throws {
         let request = ConntrackRequests.dump(family: family)
-        let _: [Never] = try socket.dump(request) { message in
+        let _: [Never] = try explained { try socket.dump(request) { message in
             if message.flags & NLMsg.dumpInterrupted != 0 {
                 throw OperationError("", socket.label, "\(request.name): the kernel interrupted the dump (NLM_F_DUMP_INTR); run it again")
             }
             if let entry = try ConntrackEntry.decode(message) { try body(entry) }
             return nil
-        }
+        } }
     }
 
     /// Every entry (`conntrack -L [-f FAMILY]`).
     public func entries(family: IPAddress.Family? = nil) throws -> [ConntrackEntry] {
-        try socket.dump(ConntrackRequests.dump(family: family), decode: ConntrackEntry.decode)
+        try explained { try socket.dump(ConntrackRequests.dump(family: family), decode: ConntrackEntry.decode) }
     }
 
     /// The entries a packet with these fields belongs to, in either direction, before or after NAT.
@@ -143,7 +164,7 @@ public final class ConntrackTable: @unchecked Sendable {
     /// table), nil when there is none.
     public func entry(_ tuple: ConntrackTuple, zone: UInt16? = nil) throws -> ConntrackEntry? {
         do {
-            return try socket.transact(ConntrackRequests.get(tuple, zone: zone), decode: ConntrackEntry.decode).first
+            return try explained { try socket.transact(ConntrackRequests.get(tuple, zone: zone), decode: ConntrackEntry.decode).first }
         } catch let error as NetlinkError where error.errno == Errno.ENOENT.code {
             return nil
         }

@@ -24,9 +24,9 @@ public enum OVSDatabase {
 
     /// The running ovs-vswitchd processes (from /proc/*/comm).
     public static func instances(procRoot: String = "/proc") -> [Instance] {
-        guard let entries = try? ProcDirectory.pids(procRoot) else { return [] }
+        let ownMounts = ProcDirectory.namespaceInode(pid: getpid(), type: "mnt", procRoot: procRoot)
         var found: [Instance] = []
-        for pid in entries where ProcDirectory.command(pid: pid, procRoot: procRoot) == "ovs-vswitchd" {
+        for pid in ProcDirectory.processes(named: ["ovs-vswitchd"], procRoot: procRoot) {
             let args = ProcDirectory.arguments(pid: pid, procRoot: procRoot)
             var database = args.dropFirst().first { !$0.hasPrefix("-") }
             if database == nil {
@@ -37,8 +37,7 @@ public enum OVSDatabase {
             guard let database, database.hasPrefix("unix:") else { continue }
             let path = String(database.dropFirst(5))
             let inode = ProcDirectory.namespaceInode(pid: pid, type: "net", procRoot: procRoot)
-            let sameRoot = ProcDirectory.namespaceInode(pid: pid, type: "mnt", procRoot: procRoot)
-                == ProcDirectory.namespaceInode(pid: getpid(), type: "mnt", procRoot: procRoot)
+            let sameRoot = ProcDirectory.namespaceInode(pid: pid, type: "mnt", procRoot: procRoot) == ownMounts
             found.append(Instance(pid: pid, netnsInode: inode, socket: sameRoot ? path : "\(procRoot)/\(pid)/root\(path)"))
         }
         return found
@@ -74,8 +73,8 @@ public enum OVSDatabase {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw OperationError("ovsdb", path, n == 0 ? "closed before answering" : "recv: \(Errno.current)") }
             reply += buffer[0..<n]
-            // One JSON-RPC reply: complete once it parses.
-            if let json = try? JSON.parse(reply) { return try decode(json, path: path) }
+            // One JSON-RPC reply: complete once it parses, which it can only when it ends an object.
+            if reply.last(where: { $0 > 0x20 }) == UInt8(ascii: "}"), let json = try? JSON.parse(reply) { return try decode(json, path: path) }
             guard reply.count < 16 << 20 else { throw OperationError("ovsdb", path, "answer larger than 16 MiB") }
         }
     }

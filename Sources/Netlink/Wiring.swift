@@ -98,9 +98,10 @@ public struct Wiring: Sendable {
     /// `openvswitch` link `ovs-system`; netdev datapath ports have no master), split by the database's
     /// bridges when it could be read (`ovs`: each running ovs-vswitchd's namespace and bridges); and the
     /// candidates without any IPv4 or global IPv6 address, one unmanaged switch per namespace.
-    /// `addresses[i]` holds namespace i's addresses (candidates only).
+    /// `addresses[i]` holds namespace i's addresses (candidates only); `candidates` are
+    /// `switchCandidates(links)` when the caller has them already.
     public mutating func findSwitches(_ links: [[Link]], addresses: [Int: [InterfaceAddress]],
-                                      ovs: [(namespace: Int, bridges: [OVSBridge])] = []) {
+                                      ovs: [(namespace: Int, bridges: [OVSBridge])] = [], candidates: [Int: [LinkEnd]]? = nil) {
         var claimed = Set<LinkEnd>()
         // Bridges each database names, in the namespace its ovs-vswitchd runs in.
         for (ns, bridges) in ovs {
@@ -122,7 +123,7 @@ public struct Wiring: Sendable {
             if !ports.isEmpty { switches.append(Switch(kind: .openVSwitch, name: nil, namespace: ns, ports: ports)) }
             claimed.formUnion(ports)
         }
-        for (ns, ends) in switchCandidates(links).sorted(by: { $0.key < $1.key }) {
+        for (ns, ends) in (candidates ?? switchCandidates(links)).sorted(by: { $0.key < $1.key }) {
             let known = addresses[ns] ?? []
             let ports = ends.filter { end in
                 !claimed.contains(end) && !known.contains { $0.index == end.index && ($0.family == .v4 || $0.scope == 0) }

@@ -11,7 +11,8 @@ public struct UDPAddress: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)" }
+    /// Written as every address and port is (`10.0.2.1:4000`, `[fd00::1]:4000`).
+    public var description: String { NATEndpoint(address: address, port: port).description }
 }
 
 /// One place outside a NAT that natcheck sends from or to: a namespace and one of its addresses.

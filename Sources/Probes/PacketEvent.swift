@@ -20,6 +20,20 @@ public enum Hook: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The hooks on tracepoints (every interface of every namespace, filtered in the kernel).
     public static let tracepointHooks: [Hook] = allCases.filter { $0.tracepoint != nil }
 
+    /// The hook sees the packet itself (as opposed to a route lookup, an ICMP error or a neighbour
+    /// update made about it).
+    public var carriesPacket: Bool {
+        switch self {
+        case .transmit, .receive, .drop, .tcxIngress, .tcxEgress: true
+        case .routeLookup, .routeLookup6, .icmpSend, .neighbour: false
+        }
+    }
+
+    /// The packet arrives on an interface (netif_receive_skb, tcx ingress).
+    public var isArrival: Bool { self == .receive || self == .tcxIngress }
+    /// The packet leaves by an interface (net_dev_start_xmit, tcx egress).
+    public var isDeparture: Bool { self == .transmit || self == .tcxEgress }
+
     /// The tracepoint (tp_btf/<name>); nil for the per-interface tcx hooks.
     public var tracepoint: String? {
         switch self {

@@ -370,17 +370,13 @@ public struct TraceAssembler {
     }
 
     func report(_ probe: SentProbe, _ events: [(PacketEvent, TraceDirection)]) -> ProbeReport {
-        let answered: Bool
-        switch probe.outcome {
-        case .reply, .reset, .icmpError: answered = true
-        case .timeout, .notSent: answered = false
-        }
-        let answerDirection: TraceDirection = events.contains { $0.1 == .reply && Self.carriesPacket($0.0) } ? .reply : .error
-        let firstAnswer = events.first { $0.1 == answerDirection && Self.carriesPacket($0.0) }?.0
-        let origin = events.first { $0.1 == .request && Self.carriesPacket($0.0) }?.0.netns
-        let request = mainLine(events, direction: .request, answered: answered,
-                               end: firstAnswer.map { .before($0.timestamp, in: $0.netns) } ?? .unanswered)
-        let answer = mainLine(events, direction: answerDirection, answered: answered, end: origin.map { .arrival(in: $0) } ?? .unanswered)
+        // The answer is the reply when one was seen, else the ICMP error about the probe.
+        let firstReply = events.first { $0.1 == .reply && $0.0.hook.carriesPacket }?.0
+        let answerDirection: TraceDirection = firstReply == nil ? .error : .reply
+        let firstAnswer = firstReply ?? events.first { $0.1 == .error && $0.0.hook.carriesPacket }?.0
+        let origin = events.first { $0.1 == .request && $0.0.hook.carriesPacket }?.0.netns
+        let request = mainLine(events, direction: .request, end: firstAnswer.map { .before($0.timestamp, in: $0.netns) } ?? .unanswered)
+        let answer = mainLine(events, direction: answerDirection, end: origin.map { .arrival(in: $0) } ?? .unanswered)
         let copies = request.copies.union(answer.copies)
 
         let timeline = events.enumerated().map { i, pair in
@@ -403,12 +399,17 @@ public struct TraceAssembler {
 
     // MARK: The packet and its copies
 
-    /// Events that carry the packet itself (as opposed to a route lookup or an ICMP error made about it).
-    static func carriesPacket(_ event: PacketEvent) -> Bool {
-        switch event.hook {
-        case .transmit, .receive, .drop, .tcxIngress, .tcxEgress: true
-        case .routeLookup, .routeLookup6, .icmpSend, .neighbour: false
-        }
+    /// The echo reply is dropped (NO_SOCKET) after the raw socket took its copy: that is how a reply ends,
+    /// not a loss.
+    static func endsReply(_ reason: String, direction: TraceDirection) -> Bool {
+        direction == .reply && reason == "NO_SOCKET"
+    }
+
+    /// Where in a namespace a packet died: on input from the interface it came in by when it had gone out
+    /// by none, else at the interface the kernel last had it on.
+    static func dropPlace(cameInBy input: String?, wentOut: Bool, at interface: String) -> DropPlace? {
+        if !wentOut, let input { return .onInputFrom(input) }
+        return interface.isEmpty ? nil : .at(interface)
     }
 
     /// Drop reasons that say "this frame was not for me": a unicast probe's copy that reached a host it
@@ -432,11 +433,11 @@ public struct TraceAssembler {
     /// re-sent frame), the last arrival in the same namespace it was made from. Events of the direction
     /// that are not on that way, and are not route lookups or ICMP errors of a namespace on it, belong to
     /// copies.
-    func mainLine(_ events: [(PacketEvent, TraceDirection)], direction: TraceDirection, answered: Bool, end: LineEnd)
+    func mainLine(_ events: [(PacketEvent, TraceDirection)], direction: TraceDirection, end: LineEnd)
         -> (events: [PacketEvent], copies: Set<Int>)
     {
         let indices = events.indices.filter { events[$0].1 == direction }
-        let packets = indices.filter { Self.carriesPacket(events[$0].0) }
+        let packets = indices.filter { events[$0].0.hook.carriesPacket }
         guard !packets.isEmpty else { return (indices.map { events[$0].0 }, []) }
         func event(_ i: Int) -> PacketEvent { events[i].0 }
         func isCopyDrop(_ i: Int) -> Bool { event(i).hook == .drop && Self.copyReasons.contains(dropReasons.name(event(i).dropReason)) }
@@ -467,8 +468,6 @@ public struct TraceAssembler {
         guard let terminal else { return (indices.map { events[$0].0 }, []) }
 
         // Backwards from the end.
-        func isArrival(_ i: Int) -> Bool { event(i).hook == .receive || event(i).hook == .tcxIngress }
-        func isDeparture(_ i: Int) -> Bool { event(i).hook == .transmit || event(i).hook == .tcxEgress }
         func predecessor(_ k: Int) -> Int? {
             let e = event(packets[k])
             let earlier = packets[..<k]
@@ -476,20 +475,18 @@ public struct TraceAssembler {
                 return j
             }
             // A new sk_buff (or the address of a freed one, reused).
-            if isArrival(packets[k]) {
-                return earlier.lastIndex { event($0).netns != e.netns && isDeparture($0) }
+            if e.hook.isArrival {
+                return earlier.lastIndex { event($0).netns != e.netns && event($0).hook.isDeparture }
             }
-            return earlier.lastIndex { event($0).netns == e.netns && isArrival($0) }
+            return earlier.lastIndex { event($0).netns == e.netns && event($0).hook.isArrival }
                 ?? earlier.lastIndex { event($0).netns == e.netns && event($0).hook != .drop }
         }
+        // Each predecessor is earlier in `packets`, so the walk ends.
         var line: Set<Int> = []
-        var k = packets.firstIndex(of: terminal)!
-        var steps = 0
-        while steps <= packets.count {
-            line.insert(packets[k])
-            guard let j = predecessor(k) else { break }
-            k = j
-            steps += 1
+        var k = packets.firstIndex(of: terminal)
+        while let at = k {
+            line.insert(packets[at])
+            k = predecessor(at)
         }
         // After the end, in the same namespace, the same sk_buff's end (the drop that follows the ICMP error
         // the kernel sent about it, or the SYN freed after the reset).
@@ -501,9 +498,10 @@ public struct TraceAssembler {
         var kept: [PacketEvent] = []
         var copies: Set<Int> = []
         for i in indices {
-            if line.contains(i) || (!Self.carriesPacket(event(i)) && namespaces.contains(event(i).netns)) {
+            let carries = event(i).hook.carriesPacket
+            if line.contains(i) || (!carries && namespaces.contains(event(i).netns)) {
                 kept.append(event(i))
-            } else if Self.carriesPacket(event(i)) {
+            } else if carries {
                 copies.insert(i)
             }
         }
@@ -518,11 +516,15 @@ public struct TraceAssembler {
             let (e, direction) = events[i]
             let way = direction == .request ? request : answer
             let reason = dropReasons.name(e.dropReason)
-            // The echo reply dropped after the raw socket took its copy is how a reply ends.
-            if direction == .reply && reason == "NO_SOCKET" { continue }
+            if Self.endsReply(reason, direction: direction) { continue }
             let onWay = way.contains { $0.namespace == e.netns }
+            // The copy's own sightings in this namespace before it died: in by what, out by any?
+            // (Without any, as a copy dropped "not for me" on receive: on input from where it died.)
+            let sightings = events[..<i].map(\.0).filter { e.skb != 0 && $0.netns == e.netns && $0.skb == e.skb }
+            let input = sightings.last { $0.hook.isArrival }?.ifname ?? (e.ifname.isEmpty ? nil : e.ifname)
+            let place = Self.dropPlace(cameInBy: input, wentOut: sightings.contains { $0.hook.isDeparture }, at: e.ifname)
             out.append(DiscardedCopy(kind: onWay ? .left : .offPath, namespace: e.netns, label: label(e.netns), direction: direction,
-                                     reason: reason, place: e.ifname.isEmpty ? nil : .onInputFrom(e.ifname)))
+                                     reason: reason, place: place))
         }
         return out
     }
@@ -531,15 +533,14 @@ public struct TraceAssembler {
     func hops(_ events: [PacketEvent], direction: TraceDirection) -> [ObservedHop] {
         var hops: [ObservedHop] = []
         for event in events {
-            let arrives = event.hook == .receive || event.hook == .tcxIngress
+            let arrives = event.hook.isArrival
             // A packet that left a namespace and arrives in it again (a veth with both ends in one
             // namespace, as a host's own interface plugged into its bridge) starts a new visit.
             if hops.last?.namespace != event.netns || event.netns == 0 || (arrives && hops.last?.outInterface != nil) {
                 hops.append(ObservedHop(namespace: event.netns, label: label(event.netns), rewrites: []))
             }
             var hop = hops.removeLast()
-            if let p = event.packet, event.hook == .transmit || event.hook == .receive || event.hook == .drop
-                || event.hook == .tcxIngress || event.hook == .tcxEgress {
+            if let p = event.packet, event.hook.carriesPacket {
                 if hop.first == nil { hop.first = p }
                 hop.last = p
             }
@@ -563,13 +564,9 @@ public struct TraceAssembler {
             case .drop:
                 // The echo reply dropped after the raw socket took its copy is how a reply ends, not a drop.
                 let reason = dropReasons.name(event.dropReason)
-                if !(direction == .reply && reason == "NO_SOCKET") {
+                if !Self.endsReply(reason, direction: direction) {
                     hop.drop = reason
-                    if hop.outInterface == nil, let input = hop.inInterface {
-                        hop.dropPlace = .onInputFrom(input)
-                    } else if !event.ifname.isEmpty {
-                        hop.dropPlace = .at(event.ifname)
-                    }
+                    hop.dropPlace = Self.dropPlace(cameInBy: hop.inInterface, wentOut: hop.outInterface != nil, at: event.ifname)
                 }
             case .routeLookup, .routeLookup6:
                 // The first lookup that matched made the routing decision; later ones in the same
@@ -604,7 +601,7 @@ public struct TraceAssembler {
         guard let inPort = hop.inInterface, let outPort = hop.outInterface, let a = hop.ttlIn, let b = hop.ttlOut, a == b else { return nil }
         let first = switchPorts[InterfaceKey(netns: hop.namespace, ifindex: hop.inIndex)]
         let second = switchPorts[InterfaceKey(netns: hop.namespace, ifindex: hop.outIndex)]
-        let port = first == second ? first : (first ?? second)
+        let port = first ?? second
         return SwitchCrossing(kind: port?.kind ?? .unmanaged, name: port?.name, inPort: inPort, outPort: outPort)
     }
 

@@ -8,7 +8,7 @@ public struct HopCounts: Sendable, Equatable {
     public var initialTTL: Int
 
     /// Every count there is says the same.
-    public var agree: Bool { Set([seen] + (predicted.map { [$0] } ?? []) + (byReplyTTL.map { [$0] } ?? [])).count == 1 }
+    public var agree: Bool { (predicted ?? seen) == seen && (byReplyTTL ?? seen) == seen }
 }
 
 /// What a probe's events say about it, against `path`'s prediction and the reply's TTL: a typed value

@@ -9,7 +9,7 @@ extension Census {
     /// and attaches every name it is known by. Processes that exit mid-scan are normal; refused reads are
     /// counted in `problems`, never fatal.
     public static func scan(_ options: CensusOptions = CensusOptions()) throws(OperationError) -> Census {
-        var scanner = ProcScanner(procRoot: options.procRoot, live: options.live)
+        var scanner = ProcScanner(procRoot: options.procRoot, live: options.live, excludeOwnHolders: options.excludeOwnHolders)
         defer { scanner.deallocate() }
         let device = options.live ? NamespaceHandle.nsfsDevice : 0
         func nsID(_ inode: UInt64) -> NamespaceID { NamespaceID(device: device, inode: inode) }
@@ -60,6 +60,7 @@ extension Census {
         }
         var ownMounts: [NSFSMount] = []
         var registry = ContainerRegistry(dockerRoot: options.dockerRoot, podmanRoot: options.podmanRoot, procRoot: options.procRoot)
+        var dockerSandboxes: [UInt64: NamespaceName] = [:]
         for (mountInode, pid) in mountNamespaces.sorted(by: { $0.value < $1.value }) {
             let own = mountInode == ownMountInode
             let mounts: [NSFSMount]
@@ -78,7 +79,7 @@ extension Census {
                 byInode[mount.inode]!.mounts.append(MountHolder(path: mount.mountPoint, mountNamespace: mountInode,
                                                                 viaPID: pid, inOwnMountNamespace: own))
                 if let docker = registry.dockerName(forMount: mount.mountPoint) {
-                    byInode[mount.inode]!.names.append(docker)
+                    if docker.isSandboxOnly { dockerSandboxes[mount.inode] = docker.name } else { byInode[mount.inode]!.names.append(docker.name) }
                 }
             }
         }
@@ -87,12 +88,10 @@ extension Census {
             ownMounts = options.ownMounts ?? MountInfo.ownNetworkNamespaceMounts()
         }
 
-        // 3. Descriptors: namespace files held open, threads elsewhere, sockets of another namespace.
-        // nsinspect's own threads (which enter namespaces to read them) and descriptors (the handles it
-        // opened to do so) are its work, not holders: they are never part of the census.
+        // 3. Descriptors: namespace files held open, threads elsewhere, sockets of another namespace
+        // (nsinspect's own were not read: see ProcScanner.scan).
         var socketCache: [UInt64: UInt64] = [:]
-        let ownPID = options.live && options.excludeOwnHolders ? getpid() : -1
-        for record in records where record.pid != ownPID {
+        for record in records {
             for held in record.namespaceFDs {
                 touch(held.netInode)
                 byInode[held.netInode]!.fdHolders.append(FDHolder(pid: record.pid, fd: held.fd, command: command(record.pid)))
@@ -132,16 +131,16 @@ extension Census {
             }
         }
 
+        // A Docker sandbox id from a bind mount's path names only a container not named otherwise.
+        for (inode, sandbox) in dockerSandboxes where !byInode[inode]!.names.contains(where: { $0.kind == .docker }) {
+            byInode[inode]!.names.append(sandbox)
+        }
+
         // 5. Order: namespaces by inode, names by kind, each process's command read once.
         var namespaces = Array(byInode.values)
         for i in namespaces.indices {
             var seen = Set<NamespaceName>()
             namespaces[i].names = namespaces[i].names.sorted().filter { seen.insert($0).inserted }
-            // A Docker sandbox id from a bind mount's path is only the fallback for a container not named
-            // otherwise.
-            if namespaces[i].names.contains(where: { $0.kind == .docker && !($0.detail?.hasPrefix("sandbox ") ?? false) }) {
-                namespaces[i].names.removeAll { $0.kind == .docker && ($0.detail?.hasPrefix("sandbox ") ?? false) }
-            }
             if let first = namespaces[i].pids.first {
                 namespaces[i].firstProcess = ProcessRef(pid: first, command: scanner.commandLine(pid: first))
             }
@@ -159,19 +158,16 @@ extension Census {
         if let cmdline = scanner.rawCommandLine(pid: pid), let host = MininetName.parse(cmdline: cmdline) {
             return NamespaceName(kind: .mininet, name: host)
         }
-        var fromCgroup: NamespaceName?
         guard case .success(let cgroup) = Sys.readFile("\(scanner.procRoot)/\(pid)/cgroup", limit: 1 << 16, shortReadEnds: true)
         else { return nil }
+        // A cgroup that names the container is enough: the registry already asks the runtime's processes
+        // (dockerd's data root, conmon's -c/-n) for an id its files do not know.
         if ContainerRef.mayName(cgroup: cgroup), let ref = ContainerRef.parse(cgroup: String(decoding: cgroup, as: UTF8.self)) {
-            fromCgroup = registry.name(for: ref)
-            // A name, not just the id's first digits: done.
-            if let found = fromCgroup, found.name != found.detail { return found }
+            return registry.name(for: ref)
         }
-        if askParent, ContainerRef.mayHaveRuntimeParent(cgroup: cgroup), let parent = scanner.parentPID(pid: pid), parent > 1,
-            let named = registry.nameFromParent(of: pid, parent: parent, parentCommand: scanner.command(pid: parent)) {
-            return named
-        }
-        return fromCgroup
+        guard askParent, ContainerRef.mayHaveRuntimeParent(cgroup: cgroup), let parent = scanner.parentPID(pid: pid), parent > 1
+        else { return nil }
+        return registry.nameFromParent(of: pid, parent: parent, parentCommand: scanner.command(pid: parent))
     }
 }
 

@@ -122,10 +122,9 @@ enum MininetName {
     /// controller's shell stays in the host namespace, so the census gives the host no Mininet name).
     /// Reads every process's command line: only for the error of a reference that matched nothing.
     static func process(named name: String, procRoot: String) -> Int32? {
-        guard case .success(let entries) = Sys.listDirectory(procRoot) else { return nil }
         let own = getpid()  // whose own command line names it (`nsinspect show mininet:s1`)
-        for entry in entries {
-            guard let pid = Int32(entry.name), pid != own,
+        for pid in (try? ProcDirectory.pids(procRoot)) ?? [] {
+            guard pid != own,
                 case .success(let cmdline) = Sys.readFile("\(procRoot)/\(pid)/cmdline", limit: 4096, shortReadEnds: true),
                 parse(cmdline: cmdline) == name
             else { continue }
@@ -149,9 +148,11 @@ struct ContainerRegistry {
     let dockerRoot: String
     let podmanRoot: String
     let procRoot: String
-    private var dockerCache: [DockerContainer]?
-    private var podmanCache: [String: String]?
-    private var processes: [(pid: Int32, comm: String)]?
+    /// What the files said so far; the runtime processes are asked (once) only for an id they do not name.
+    private var docker: [DockerContainer]?
+    private var dockerDaemonsRead = false
+    private var podman: [String: String]?
+    private var conmonsRead = false
 
     init(dockerRoot: String, podmanRoot: String, procRoot: String = "/proc") {
         self.dockerRoot = dockerRoot
@@ -159,13 +160,9 @@ struct ContainerRegistry {
         self.procRoot = procRoot
     }
 
-    /// Every process's comm, read once (only when a container needs a runtime process to be named).
-    private mutating func runtimeProcesses(named names: Set<String>) -> [Int32] {
-        if processes == nil {
-            let pids = (try? ProcDirectory.pids(procRoot)) ?? []
-            processes = pids.compactMap { pid in ProcDirectory.command(pid: pid, procRoot: procRoot).map { (pid, $0) } }
-        }
-        return processes!.filter { names.contains($0.comm) }.map(\.pid)
+    /// The runtime's daemons (only asked when a container's files did not name it).
+    private func runtimeProcesses(named names: Set<String>) -> [Int32] {
+        ProcDirectory.processes(named: names, procRoot: procRoot)
     }
 
     func arguments(pid: Int32) -> [String] { ProcDirectory.arguments(pid: pid, procRoot: procRoot) }
@@ -182,18 +179,25 @@ struct ContainerRegistry {
     }
 
     /// Docker: DOCKER_ROOT/containers/ID/config.v2.json holds `Name` ("/web") and
-    /// `NetworkSettings.SandboxKey` (the bind mount in /run/docker/netns). Read from the default data root
-    /// and from every running dockerd's own (`--data-root`, seen through /proc/PID/root: a daemon in its
-    /// own mount namespace, as in docker-in-docker, keeps it out of the host's view).
-    mutating func dockerContainers() -> [DockerContainer] {
-        if let cached = dockerCache { return cached }
-        var roots = [dockerRoot]
-        for pid in runtimeProcesses(named: ["dockerd"]) {
-            let root = Self.option(arguments(pid: pid), ["--data-root", "-g", "--graph"]) ?? "/var/lib/docker"
-            roots.append("\(procRoot)/\(pid)/root\(root)")
+    /// `NetworkSettings.SandboxKey` (the bind mount in /run/docker/netns). Read from the default data root;
+    /// for a container not found there, also from every running dockerd's own (`--data-root`, seen
+    /// through /proc/PID/root: a daemon in its own mount namespace, as in docker-in-docker, keeps it out
+    /// of the host's view).
+    mutating func dockerContainer(where match: (DockerContainer) -> Bool) -> DockerContainer? {
+        if docker == nil { docker = Self.dockerContainers(in: [dockerRoot], skipping: []) }
+        if let found = docker!.first(where: match) { return found }
+        guard !dockerDaemonsRead else { return nil }
+        dockerDaemonsRead = true
+        let roots = runtimeProcesses(named: ["dockerd"]).map { pid in
+            "\(procRoot)/\(pid)/root" + (Self.option(arguments(pid: pid), ["--data-root", "-g", "--graph"]) ?? "/var/lib/docker")
         }
+        docker! += Self.dockerContainers(in: roots, skipping: Set(docker!.map(\.id)))
+        return docker!.first(where: match)
+    }
+
+    private static func dockerContainers(in roots: [String], skipping known: Set<String>) -> [DockerContainer] {
         var found: [DockerContainer] = []
-        var seen = Set<String>()
+        var seen = known
         for root in roots {
             guard case .success(let entries) = Sys.listDirectory(root + "/containers") else { continue }
             for entry in entries where !seen.contains(entry.name) {
@@ -208,32 +212,34 @@ struct ContainerRegistry {
                                              sandboxKey: json["NetworkSettings"]?["SandboxKey"]?.stringValue))
             }
         }
-        dockerCache = found
         return found
     }
 
-    /// Podman: each conmon process carries `-c ID` and `-n NAME` (wherever the storage is); the store's
-    /// GRAPHROOT/DRIVER-containers/containers.json (`{"id": …, "names": ["web"]}`) names the rest.
-    mutating func podmanNames() -> [String: String] {
-        if let cached = podmanCache { return cached }
-        var names: [String: String] = [:]
-        if case .success(let entries) = Sys.listDirectory(podmanRoot) {
-            for entry in entries where entry.name.hasSuffix("-containers") {
-                guard case .success(let bytes) = Sys.readFile("\(podmanRoot)/\(entry.name)/containers.json"),
-                    let json = try? JSON.parse(bytes), let list = json.arrayValue
-                else { continue }
-                for container in list {
-                    if let id = container["id"]?.stringValue, let name = container["names"]?[0]?.stringValue {
-                        names[id] = name
-                    }
-                }
-            }
-        }
+    /// Podman: the store's GRAPHROOT/DRIVER-containers/containers.json (`{"id": …, "names": ["web"]}`);
+    /// for an id not found there (another storage root), each conmon process's `-c ID -n NAME`.
+    mutating func podmanName(id: String) -> String? {
+        if podman == nil { podman = Self.podmanStore(podmanRoot) }
+        if let name = podman![id] { return name }
+        guard !conmonsRead else { return nil }
+        conmonsRead = true
         for pid in runtimeProcesses(named: ["conmon"]) {
             let args = arguments(pid: pid)
-            if let id = Self.option(args, ["-c", "--cid"]), let name = Self.option(args, ["-n", "--name"]) { names[id] = name }
+            if let id = Self.option(args, ["-c", "--cid"]), let name = Self.option(args, ["-n", "--name"]) { podman![id] = name }
         }
-        podmanCache = names
+        return podman![id]
+    }
+
+    private static func podmanStore(_ root: String) -> [String: String] {
+        var names: [String: String] = [:]
+        guard case .success(let entries) = Sys.listDirectory(root) else { return names }
+        for entry in entries where entry.name.hasSuffix("-containers") {
+            guard case .success(let bytes) = Sys.readFile("\(root)/\(entry.name)/containers.json"),
+                let json = try? JSON.parse(bytes), let list = json.arrayValue
+            else { continue }
+            for container in list {
+                if let id = container["id"]?.stringValue, let name = container["names"]?[0]?.stringValue { names[id] = name }
+            }
+        }
         return names
     }
 
@@ -241,10 +247,10 @@ struct ContainerRegistry {
     mutating func name(for ref: ContainerRef) -> NamespaceName {
         switch ref {
         case .docker(let id):
-            let name = dockerContainers().first(where: { $0.id == id })?.name ?? String(id.prefix(12))
+            let name = dockerContainer(where: { $0.id == id })?.name ?? String(id.prefix(12))
             return NamespaceName(kind: .docker, name: name, detail: String(id.prefix(12)))
         case .podman(let id):
-            return NamespaceName(kind: .podman, name: podmanNames()[id] ?? String(id.prefix(12)), detail: String(id.prefix(12)))
+            return NamespaceName(kind: .podman, name: podmanName(id: id) ?? String(id.prefix(12)), detail: String(id.prefix(12)))
         case .containerd(let id):
             return NamespaceName(kind: .containerd, name: String(id.prefix(12)), detail: id)
         case .nspawn(let machine):
@@ -261,7 +267,7 @@ struct ContainerRegistry {
         case "conmon":
             let args = arguments(pid: parent)
             guard let id = Self.option(args, ["-c", "--cid"]) else { return nil }
-            let name = Self.option(args, ["-n", "--name"]) ?? podmanNames()[id] ?? String(id.prefix(12))
+            let name = Self.option(args, ["-n", "--name"]) ?? podmanName(id: id) ?? String(id.prefix(12))
             return NamespaceName(kind: .podman, name: name, detail: String(id.prefix(12)))
         case "systemd-nspawn":
             return NspawnName.machine(arguments: arguments(pid: parent)).map { NamespaceName(kind: .nspawn, name: $0) }
@@ -274,14 +280,16 @@ struct ContainerRegistry {
         }
     }
 
-    /// Docker keeps each container's namespace as a bind mount /run/docker/netns/SANDBOX.
-    mutating func dockerName(forMount path: String) -> NamespaceName? {
+    /// Docker keeps each container's namespace as a bind mount /run/docker/netns/SANDBOX: the container
+    /// whose SandboxKey it is, or else (`isSandboxOnly`) the sandbox id, a name only for a namespace that
+    /// nothing else names.
+    mutating func dockerName(forMount path: String) -> (name: NamespaceName, isSandboxOnly: Bool)? {
         let (parent, base) = splitPath(path)
         guard parent == "/run/docker/netns" || parent == "/var/run/docker/netns" else { return nil }
-        if let container = dockerContainers().first(where: { ($0.sandboxKey.map { splitPath($0).base }) == base }) {
-            return NamespaceName(kind: .docker, name: container.name, detail: String(container.id.prefix(12)))
+        if let container = dockerContainer(where: { ($0.sandboxKey.map { splitPath($0).base }) == base }) {
+            return (NamespaceName(kind: .docker, name: container.name, detail: String(container.id.prefix(12))), false)
         }
-        return NamespaceName(kind: .docker, name: base, detail: "sandbox \(base)")
+        return (NamespaceName(kind: .docker, name: base, detail: "sandbox \(base)"), true)
     }
 }
 

@@ -137,7 +137,7 @@ extension Census {
                     + (NamespaceReference.bareProcessID(name).map { ", and no process \($0)" } ?? "") + ")"
             case .qualified(.mininet, let name):
                 if let pid = MininetName.process(named: name, procRoot: options.procRoot),
-                    let host = hostID, Sys.readLink("\(options.procRoot)/\(pid)/ns/net").success.flatMap({ NamespaceID.inode(fromLink: $0) }) == host.inode {
+                    let host = hostID, ProcDirectory.namespaceInode(pid: pid, type: "net", procRoot: options.procRoot) == host.inode {
                     throw OperationError("", reference.description, "a Mininet switch or controller (pid \(pid)): it stays in the host namespace; use `host`")
                 }
             case .pid(let pid):
@@ -197,15 +197,15 @@ public struct NamespaceResolver {
                 }
             }
             let census = try census()
-            if let pid = NamespaceReference.bareProcessID(name), !census.namespaces.contains(where: { ns in ns.names.contains { $0.name == name } }) {
-                // Not a name: the process (opened through its pidfd, like pid:N, even when the census missed it).
-                do {
-                    return try NamespaceHandle.of(pid: pid)
-                } catch {
-                    throw OperationError("", name, "no namespace is named \(name), and process \(pid): \(error.reason)")
-                }
+            do {
+                // A bare number that names nothing is the process (`Census.matches`)…
+                return try census.open(census.select(reference))
+            } catch {
+                // …also one the census missed (started after it): opened through its pidfd, like pid:N.
+                guard let pid = NamespaceReference.bareProcessID(name), census.matches(reference).isEmpty,
+                      let handle = try? NamespaceHandle.of(pid: pid) else { throw error }
+                return handle
             }
-            return try census.open(census.select(reference))
         case .inode, .qualified:
             let census = try census()
             return try census.open(census.select(reference))

@@ -55,6 +55,13 @@ public struct OperationError: Error, CustomStringConvertible, Sendable, Equatabl
         self.init(operation, object, reason, errno: errno)
     }
 
+    /// What went wrong, for a message that already names the operation: an OperationError's reason
+    /// (after its object, with `withObject`), any other error as it describes itself.
+    public static func explain(_ error: any Error, withObject: Bool = false) -> String {
+        guard let e = error as? OperationError else { return "\(error)" }
+        return withObject && !e.object.isEmpty ? "\(e.object): \(e.reason)" : e.reason
+    }
+
     public var description: String {
         object.isEmpty ? "\(operation): \(reason)" : "\(operation): \(object): \(reason)"
     }

@@ -9,6 +9,12 @@ public enum ProcDirectory {
         }
     }
 
+    /// The processes whose comm is one of `names` (runtime daemons: ovs-vswitchd, dockerd, conmon), in
+    /// directory order: one read of /proc/PID/comm per process.
+    public static func processes(named names: Set<String>, procRoot: String = "/proc") -> [Int32] {
+        ((try? pids(procRoot)) ?? []).filter { pid in command(pid: pid, procRoot: procRoot).map(names.contains) ?? false }
+    }
+
     /// The first line of /proc/PID/comm (the executable's name, at most 15 bytes); nil when gone.
     public static func command(pid: Int32, procRoot: String = "/proc") -> String? {
         guard case .success(var bytes) = Sys.readFile("\(procRoot)/\(pid)/comm", limit: 64, shortReadEnds: true) else { return nil }

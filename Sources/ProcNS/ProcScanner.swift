@@ -63,14 +63,17 @@ struct ProcScanner {
     private let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 4096)
     static let direntBufferSize = 32 << 10
     private let direntBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: ProcScanner.direntBufferSize)
-    private let ownPID = getpid()
+    /// nsinspect's own process, whose threads and descriptors are left out (`CensusOptions.excludeOwnHolders`);
+    /// -1 when they are read like any other's.
+    private let ownPID: Int32
     /// Command lines already read (a reference type so the scanner's readers stay non-mutating).
     private let cmdlines = Cache<Int32, [UInt8]>()
     let live: Bool
 
-    init(procRoot: String, live: Bool) {
+    init(procRoot: String, live: Bool, excludeOwnHolders: Bool = true) {
         self.procRoot = procRoot
         self.live = live
+        ownPID = live && excludeOwnHolders ? getpid() : -1
     }
 
     func deallocate() {
@@ -128,7 +131,9 @@ struct ProcScanner {
         if case .success(let m) = readLink(dirfd, "ns/mnt") {
             record.mountInode = linkInode(count: m, prefix: "mnt:[")
         }
-        if threads { scanThreads(dirfd: dirfd, into: &record) }
+        // Our own threads enter namespaces and our own descriptors hold them while we read them: our work,
+        // not holders.
+        if threads && pid != ownPID { scanThreads(dirfd: dirfd, into: &record) }
         if descriptors && pid != ownPID { scanDescriptors(dirfd: dirfd, pidPath: pidPath, into: &record) }
         return record
     }
@@ -275,11 +280,7 @@ struct ProcScanner {
     }
 
     /// The first line of /proc/PID/comm, or "?" when it cannot be read.
-    func command(pid: Int32) -> String {
-        guard case .success(var bytes) = Sys.readFile("\(procRoot)/\(pid)/comm", limit: 64, shortReadEnds: true) else { return "?" }
-        while let last = bytes.last, last == UInt8(ascii: "\n") { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    func command(pid: Int32) -> String { ProcDirectory.command(pid: pid, procRoot: procRoot) ?? "?" }
 }
 
 /// A dictionary behind a reference, for memoising reads inside non-mutating methods.

@@ -104,8 +104,9 @@ public struct Spawner {
         return nil
     }
 
-    /// Why `program` cannot be started, with the exit status shells, `nsenter` and `ip netns exec` give
+    /// Why `program` could not be started, with the exit status shells, `nsenter` and `ip netns exec` give
     /// for it: 127 when there is no such file or command, 126 when it is there but cannot be executed.
+    /// Asked after the exec failed, to say which.
     public static func launchProblem(_ program: String) -> (status: Int32, reason: String)? {
         guard program.contains("/") else {
             return resolveExecutable(program) == nil ? (127, "command not found") : nil
@@ -137,13 +138,13 @@ public struct Spawner {
     /// terminal's SIGINT and SIGQUIT are for the child, not for nsinspect, which reports its status.
     public func runInForeground(_ arguments: [String]) throws(OperationError) -> ForegroundResult {
         guard let program = arguments.first else { throw OperationError(operation, "", "no command given") }
-        if let problem = Spawner.launchProblem(program) { return ForegroundResult(code: problem.status, couldNotStart: problem.reason) }
         nsi_ignore_interactive_signals(1)
         defer { nsi_ignore_interactive_signals(0) }
         let child: ChildProcess
         do {
             child = try spawn(arguments)
         } catch let error where error.step == NSI_STEP_EXEC.rawValue {
+            if let problem = Spawner.launchProblem(program) { return ForegroundResult(code: problem.status, couldNotStart: problem.reason) }
             let e = error.errno ?? .ENOENT
             return ForegroundResult(code: e == .ENOENT ? 127 : 126, couldNotStart: "\(e)")
         }
@@ -154,7 +155,10 @@ public struct Spawner {
     public func spawn(_ arguments: [String], environment: [String]? = nil) throws(OperationError) -> ChildProcess {
         guard let program = arguments.first else { throw OperationError(operation, "", "no command given") }
         guard let path = Spawner.resolveExecutable(program) else {
-            throw OperationError(operation, program, "command not found")
+            // Found nowhere: as an exec that failed (ENOENT), so callers tell it from a failed setns.
+            var error = OperationError(operation, program, "command not found", errno: .ENOENT)
+            error.step = NSI_STEP_EXEC.rawValue
+            throw error
         }
         var binds = privateMounts ? etcName.map(Spawner.etcBinds) ?? [] : []
         let argv = CStringArray(arguments)

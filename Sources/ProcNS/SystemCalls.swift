@@ -170,3 +170,8 @@ public func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// The monotonic time `seconds` after `start` (a --duration, already checked finite and bounded).
+public func monotonicDeadline(after seconds: Double, from start: UInt64 = monotonicNanoseconds()) -> UInt64 {
+    start + UInt64((seconds * 1e9).rounded())
+}

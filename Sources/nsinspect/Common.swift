@@ -47,6 +47,4 @@ enum OptionCheck {
         }
     }
 
-    /// Seconds as nanoseconds, for deadlines on the monotonic clock (checked by `seconds` first).
-    static func nanoseconds(_ seconds: Double) -> UInt64 { UInt64((seconds * 1e9).rounded()) }
 }

@@ -53,7 +53,7 @@ struct ConntrackCommand: NSCommand {
     /// away, are said on stderr and the rest watched on.
     private func runWatch(_ namespaces: [NamedNamespace]) throws {
         StopRequest.install()
-        let watcher = ConntrackWatcher(namespaces: namespaces, references: references, duration: duration)
+        let watcher = ConntrackWatcher(namespaces: namespaces, duration: duration)
         let output = ConntrackWatchOutput(natOnly: natOnly, json: common.json, width: namespaces.map(\.label.utf8.count).max() ?? 0)
         var out = OutputBuffer()
         var printed = 0
@@ -61,8 +61,10 @@ struct ConntrackCommand: NSCommand {
             if isatty(2) == 1 { Output.warn("watching \(labels.joined(separator: ", ")) (Ctrl-C to stop)") }
         }, item: { label, item in
             printed += output.emit(item, from: label, into: &out)
-            out.flush()
+            out.flushIfFull()
             return count.map { printed < $0 } ?? true
+        }, read: {
+            out.flush()
         }, problem: { label, message in
             out.flush()
             Output.warn("conntrack: " + (label.map { "\($0): " } ?? "") + message)
@@ -81,28 +83,26 @@ struct ConntrackCommand: NSCommand {
         for ns in namespaces {
             var shown = 0, total = 0
             let quotedNetns = ConntrackJSON.quoted(ns.label)
-            try ConntrackAccess.table(ns) { table in
-                try table.forEach { entry in
-                    total += 1
-                    guard !natOnly || entry.isNAT else { return }
-                    shown += 1
-                    if common.json {
-                        if !first { out.append(Output.prettyJSON ? ",\n" : ",") }
-                        if Output.prettyJSON { out.append("  ") }
-                        ConntrackJSON.append(entry, quotedNetns: quotedNetns, to: &out.bytes)
-                    } else {
-                        if width > 0 { out.append(padded(ns.label, width)) }
-                        entry.appendText(to: &out.bytes)
-                        if entry.isNAT {
-                            out.bytes.append(UInt8(ascii: " "))
-                            out.bytes.append(UInt8(ascii: " "))
-                            entry.appendNAT(to: &out.bytes)
-                        }
-                        out.bytes.append(UInt8(ascii: "\n"))
+            try ConntrackTable(in: ns.handle, label: ns.label).forEach { entry in
+                total += 1
+                guard !natOnly || entry.isNAT else { return }
+                shown += 1
+                if common.json {
+                    if !first { out.append(Output.prettyJSON ? ",\n" : ",") }
+                    if Output.prettyJSON { out.append("  ") }
+                    ConntrackJSON.append(entry, quotedNetns: quotedNetns, to: &out.bytes)
+                } else {
+                    if width > 0 { out.append(padded(ns.label, width)) }
+                    entry.appendText(to: &out.bytes)
+                    if entry.isNAT {
+                        out.bytes.append(UInt8(ascii: " "))
+                        out.bytes.append(UInt8(ascii: " "))
+                        entry.appendNAT(to: &out.bytes)
                     }
-                    first = false
-                    out.flushIfFull()
+                    out.bytes.append(UInt8(ascii: "\n"))
                 }
+                first = false
+                out.flushIfFull()
             }
             if shown == 0 {
                 let note = total == 0

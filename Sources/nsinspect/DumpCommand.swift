@@ -45,9 +45,9 @@ struct DumpCommand: NSCommand {
             if !errors.isEmpty {
                 var o = JSONObjectBuilder()
                 for (label, reason) in errors { o.add(label, reason) }
-                writer.document.member("_errors", o.json)
+                writer.document?.member("_errors", o.json)
             }
-            writer.document.end()
+            writer.document?.end()
         }
         for (label, reason) in errors where !dump.open.vanished.contains(where: { $0.0.reference == label }) {
             Output.warn("dump: \(label): \(reason)")
@@ -81,7 +81,8 @@ private final class DumpWriter: @unchecked Sendable {
     let json: Bool
     let labels: [String]
     let inodes: [UInt64]
-    var document: Output.JSONObjectStream
+    /// The document `--json` writes member by member; nil for text.
+    var document: Output.JSONObjectStream?
     var errors: [(String, String)] = []
     private var seen = Set<String>()
     private var written = 0
@@ -90,7 +91,7 @@ private final class DumpWriter: @unchecked Sendable {
         self.json = json
         self.labels = labels
         self.inodes = inodes
-        document = json ? Output.JSONObjectStream() : Output.JSONObjectStream(silent: true)
+        document = json ? Output.JSONObjectStream() : nil
     }
 
     func emit(_ i: Int, _ result: Result<[UInt8], any Error>) {
@@ -98,7 +99,7 @@ private final class DumpWriter: @unchecked Sendable {
         case .success(let bytes):
             if json {
                 let key = seen.insert(labels[i]).inserted ? labels[i] : "\(labels[i])#\(inodes[i])"
-                document.member(key, rendered: bytes)
+                document?.member(key, rendered: bytes)
             } else {
                 if written > 0 { Output.write("\n") }
                 Output.write(bytes)

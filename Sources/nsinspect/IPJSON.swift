@@ -114,7 +114,7 @@ enum IPJSON {
     static func destination(_ route: Route) -> String {
         if route.destination.length == 0 && route.type == RouteType.unicast { return "default" }
         if route.destination.length == 0 { return "default" }
-        return Int(route.destination.length) == route.destination.address.bytes.count * 8
+        return Int(route.destination.length) == route.destination.address.bitWidth
             ? route.destination.address.description : route.destination.description
     }
 
@@ -194,13 +194,13 @@ enum IPJSON {
         // As iprule.c prints them: the address, and its length apart ("srclen", "dstlen") unless it is a host.
         if let src = r.source {
             o.add("src", src.address.description)
-            if Int(src.length) != src.address.bytes.count * 8 { o.add("srclen", src.length) }
+            if Int(src.length) != src.address.bitWidth { o.add("srclen", src.length) }
         } else {
             o.add("src", "all")
         }
         if let dst = r.destination {
             o.add("dst", dst.address.description)
-            if Int(dst.length) != dst.address.bytes.count * 8 { o.add("dstlen", dst.length) }
+            if Int(dst.length) != dst.address.bitWidth { o.add("dstlen", dst.length) }
         }
         o.add("iif", r.inputInterface)
         o.add("oif", r.outputInterface)

@@ -46,40 +46,34 @@ enum Output {
     /// never held in memory whole.
     struct JSONObjectStream {
         private var members: JSONMembers
-        private let silent: Bool
+        private let pretty: Bool
 
         init(pretty: Bool = Output.prettyJSON) {
             var bytes: [UInt8] = []
             members = JSONMembers(&bytes, pretty: pretty)
-            silent = false
+            self.pretty = pretty
             Output.write(bytes)
-        }
-
-        /// A stream that writes nothing (for callers that print text instead).
-        init(silent: Bool) {
-            var bytes: [UInt8] = []
-            members = JSONMembers(&bytes)
-            self.silent = true
         }
 
         mutating func member(_ key: String, _ value: JSON) {
             var bytes: [UInt8] = []
-            value.write(into: &bytes, pretty: Output.prettyJSON, depth: 1)
+            value.write(into: &bytes, pretty: pretty, depth: 1)
             member(key, rendered: bytes)
         }
 
-        /// A member whose value was already serialised (at depth 1).
+        /// A member whose value was already serialised (at depth 1): the key, then the value as it is.
         mutating func member(_ key: String, rendered value: [UInt8]) {
             var bytes: [UInt8] = []
-            members.member(key, rendered: value, &bytes)
-            if !silent { Output.write(bytes) }
+            members.key(key, &bytes)
+            Output.write(bytes)
+            Output.write(value)
         }
 
         func end() {
             var bytes: [UInt8] = []
             members.end(&bytes)
             bytes.append(UInt8(ascii: "\n"))
-            if !silent { Output.write(bytes) }
+            Output.write(bytes)
         }
     }
 

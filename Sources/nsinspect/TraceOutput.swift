@@ -16,11 +16,18 @@ struct TraceOutput {
     let verbose: Bool
     /// Conntrack entries behind the rewrites, read after the probes.
     var nat = TraceNAT()
+    /// The timeline's namespace column, wide enough for the names it can print (8–24) and two spaces;
+    /// worked out once, not per event line.
+    let labelWidth: Int
+
+    init(labels: [UInt32: String], dropReasons: DropReasons, verbose: Bool) {
+        self.labels = labels
+        self.dropReasons = dropReasons
+        self.verbose = verbose
+        labelWidth = min(24, max(8, labels.values.map(\.count).max() ?? 8)) + 2
+    }
 
     func label(_ inode: UInt32) -> String { inode == 0 ? "?" : labels[inode] ?? "net:[\(inode)]" }
-
-    /// Column widths for the timeline, from the names it can print.
-    var labelWidth: Int { min(24, max(8, labels.values.map(\.count).max() ?? 8)) + 2 }
 
     static func milliseconds(_ ns: Int64) -> String {
         let sign = ns < 0 ? "-" : "+"
@@ -86,7 +93,8 @@ struct TraceOutput {
         return parts.joined()
     }
 
-    func eventJSON(_ event: PacketEvent, offset: Int64, direction: TraceDirection?, sequence: UInt16? = nil) -> JSON {
+    /// One event as JSON; `isCopy` marks a copy of the probe that did not go on (`"copy": true`).
+    func eventJSON(_ event: PacketEvent, offset: Int64, direction: TraceDirection?, sequence: UInt16? = nil, isCopy: Bool = false) -> JSON {
         var o = JSONObjectBuilder()
         o.add("offset_ns", offset)
         o.add("probe", sequence)
@@ -114,6 +122,7 @@ struct TraceOutput {
         if event.hook == .drop { o.add("drop_reason", dropReasons.name(event.dropReason)) }
         let detail = detailText(event)
         if !detail.isEmpty && event.hook != .drop { o.add("detail", detail) }
+        if isCopy { o.add("copy", true) }
         return o.json
     }
 
@@ -331,12 +340,8 @@ struct TraceOutput {
     func jsonLines(_ reports: [ProbeReport], statistics: ProbeSession.Statistics, prediction: PathRendering) {
         for report in reports {
             for entry in report.timeline {
-                var event = eventJSON(entry.event, offset: entry.offset, direction: entry.direction, sequence: report.sequence)
-                if entry.isCopy, case .object(var members) = event {
-                    members.append(JSON.Member("copy", .bool(true)))
-                    event = .object(members)
-                }
-                Output.json(event, pretty: false)
+                Output.json(eventJSON(entry.event, offset: entry.offset, direction: entry.direction, sequence: report.sequence,
+                                      isCopy: entry.isCopy), pretty: false)
             }
         }
         var summary = JSONObjectBuilder()

@@ -17,6 +17,21 @@ struct CensusCommandTests {
         list.first { ($0["ns"] as? NSNumber)?.uint64Value == inode }
     }
 
+    /// The entry holding a process.
+    static func entry(_ list: [[String: Any]], holding pid: Int) -> [String: Any]? {
+        list.first { ($0["pids"] as? [Int])?.contains(pid) == true }
+    }
+
+    /// The entry holding a process, in a fresh `list --json`.
+    static func entry(holding pid: Int) throws -> [String: Any]? {
+        entry(try listJSON(), holding: pid)
+    }
+
+    /// The references an entry is named by (`docker:NAME`, `mininet:NAME`, …).
+    static func references(_ entry: [String: Any]?) -> [String] {
+        (entry?["names"] as? [[String: Any]])?.compactMap { $0["reference"] as? String } ?? []
+    }
+
     /// `--help` on the tool and on every command prints usage on stdout and exits 0 (not an error line).
     @Test(arguments: [[], ["list"], ["show"], ["dump"], ["graph"], ["path"], ["trace"], ["lab"], ["lab", "up"],
                       ["conntrack"], ["natcheck"], ["adopt"], ["forget"], ["exec"], ["demo"]])
@@ -94,8 +109,7 @@ struct CensusCommandTests {
         #expect(Shell.run(["ip", "netns", "exec", name, "true"]).succeeded)
         #expect(Shell.run(["ip", "netns", "list"]).stdout.contains(name))
         // The name reaches the process's namespace: the same inode through either path.
-        let viaName = Shell.run(["stat", "-L", "-c", "%i", "/var/run/netns/\(name)"]).stdout
-        #expect(viaName.trimmingCharacters(in: .whitespacesAndNewlines) == String(Scratch.namespaceInode(pid: pid)!))
+        #expect(try Scratch.namespaceInode(named: name) == Scratch.namespaceInode(pid: pid)!)
         let listed = try #require(Self.entry(try Self.listJSON(), inode: Scratch.namespaceInode(pid: pid)!))
         #expect((listed["ip_netns"] as? Bool) == true)
 
@@ -139,8 +153,7 @@ struct CensusCommandTests {
         let auto = nsinspect("adopt", "--auto")
         #expect(auto.succeeded, "\(auto)")
         #expect(auto.stdout.contains(expected))
-        let inode = Shell.run(["stat", "-L", "-c", "%i", "/var/run/netns/\(expected)"]).stdout
-        #expect(inode.trimmingCharacters(in: .whitespacesAndNewlines) == String(Scratch.namespaceInode(pid: pid)!))
+        #expect(try Scratch.namespaceInode(named: expected) == Scratch.namespaceInode(pid: pid)!)
         // The reference grammar reaches it by its Mininet name too.
         let exec = nsinspect("exec", "mininet:\(host)", "--", "ip", "-o", "link")
         #expect(exec.succeeded && exec.stdout.contains("lo:") && !exec.stdout.contains("eth"), "\(exec)")

@@ -16,8 +16,7 @@ struct CommandLineTests {
         let adopt = nsinspect("adopt", String(pid), name)
         #expect(adopt.succeeded, "\(adopt)")
         #expect(adopt.stdout.contains("adopted pid:\(pid) (ino:\(inode)) as \(name)"), "\(adopt)")
-        let stat = Shell.run(["stat", "-L", "-c", "%i", "/var/run/netns/\(name)"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(stat == String(inode))
+        #expect(try Scratch.namespaceInode(named: name) == inode)
         // Every command takes it.
         let exec = nsinspect("exec", String(pid), "--", "readlink", "/proc/self/ns/net")
         #expect(exec.stdout.contains("net:[\(inode)]"), "\(exec)")
@@ -35,9 +34,9 @@ struct CommandLineTests {
         let digits = String(pid)
         try Shell.must("ip", "netns", "add", digits)
         scratch.track(namespace: digits)
-        let named = try #require(Shell.run(["stat", "-L", "-c", "%i", "/var/run/netns/\(digits)"]).stdout.split(separator: "\n").first)
+        let named = try Scratch.namespaceInode(named: digits)
         let byName = nsinspect("exec", digits, "--", "readlink", "/proc/self/ns/net")
-        #expect(byName.stdout.contains("net:[\(named)]") && String(named) != String(inode), "\(byName)")
+        #expect(byName.stdout.contains("net:[\(named)]") && named != inode, "\(byName)")
         let pidForm = nsinspect("exec", "pid:\(digits)", "--", "readlink", "/proc/self/ns/net")
         #expect(pidForm.stdout.contains("net:[\(inode)]"), "\(pidForm)")
 
@@ -59,8 +58,14 @@ struct CommandLineTests {
         #expect(missing.stderr.split(separator: "\n").count == 1, "\(missing)")
         // A Mininet switch's shell stays in the host namespace.
         let switchName = "\(scratch.prefix)s1"
-        _ = try scratch.background(["sh", "-c", "sleep 600; true", "mininet:\(switchName)"])
-        usleep(100_000)
+        let shell = try scratch.background(["sh", "-c", "sleep 600; true", "mininet:\(switchName)"])
+        // Until its command line (what nsinspect reads) names the switch.
+        let named = Wait.until(timeout: 5) {
+            guard let handle = FileHandle(forReadingAtPath: "/proc/\(shell)/cmdline") else { return false }
+            defer { try? handle.close() }
+            return handle.readDataToEndOfFile().split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "mininet:\(switchName)" }
+        }
+        try #require(named, "pid \(shell)'s command line never named mininet:\(switchName)")
         let sw = nsinspect("show", "mininet:\(switchName)")
         #expect(sw.status == 1)
         #expect(sw.stderr.contains("stays in the host namespace"), "\(sw)")

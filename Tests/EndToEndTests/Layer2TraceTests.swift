@@ -141,15 +141,25 @@ struct Layer2TraceTests {
                   - {a: \(ns("h3")):eth0 10.9.7.10/24, b: host:\(link("b"))}
                 """
             }
-            let ready = NSTemporaryDirectory() + "\(scratch.prefix)-forwarder"
-            scratch.track(path: ready)
+            let readyFile = NSTemporaryDirectory() + "\(scratch.prefix)-forwarder"
+            scratch.track(path: readyFile)
             let script = Package.root.appendingPathComponent("Tests/tools/packet-forwarder.py").path
+            // The test's `defer` is not set until this returns: whatever fails here undoes the lab itself.
             // The forwarder on the second CPU, the tracer on the first: the frames it re-sends arrive on
             // another CPU than the one the sender's probes start on (as with ovs-vswitchd's threads).
-            forwarder = try scratch.background(["taskset", "-c", Self.otherCPU, "python3", script, ready, lab.link("a"), lab.link("b")])
-            for _ in 0..<100 where !FileManager.default.fileExists(atPath: ready) { usleep(20_000) }
-            guard FileManager.default.fileExists(atPath: ready) else {
-                throw SetupFailed("\(script): the packet forwarder did not write \(ready) within 2 s")
+            do {
+                forwarder = try scratch.background(["taskset", "-c", Self.otherCPU, "python3", script, readyFile, lab.link("a"), lab.link("b")])
+            } catch {
+                lab.down()
+                scratch.cleanup()
+                throw error
+            }
+            let forwarding = Wait.until(timeout: 2) { FileManager.default.fileExists(atPath: readyFile) }
+            guard forwarding else {
+                kill(forwarder, SIGKILL)
+                lab.down()
+                scratch.cleanup()
+                throw SetupFailed("\(script): the packet forwarder did not write \(readyFile) within 2 s")
             }
         }
 

@@ -11,6 +11,7 @@ import TestSupport
 @Suite("container runtimes (end to end)", .serialized)
 struct RuntimeTests {
     typealias Trace = TraceCommandTests
+    typealias Census = CensusCommandTests
 
     /// A runtime started by one of Tests/tools/*.sh: `up` prints KEY=VALUE lines, `down` undoes it.
     final class Runtime {
@@ -72,31 +73,21 @@ struct RuntimeTests {
         return try ipv4(try #require(try Shell.json(result.stdout) as? [[String: Any]], "\(result.stdout)"))
     }
 
-    /// The census entry holding a process.
-    static func entry(holding pid: String) throws -> [String: Any]? {
-        let list = try CensusCommandTests.listJSON()
-        return list.first { ($0["pids"] as? [Int])?.contains(Int(pid) ?? -1) == true }
-    }
-
-    static func references(_ entry: [String: Any]?) -> [String] {
-        (entry?["names"] as? [[String: Any]])?.compactMap { $0["reference"] as? String } ?? []
-    }
-
     @Test func dockerContainersAreNamedShownAdoptedGraphedAndTraced() throws {
         let scratch = Scratch("dk")
         let docker = try Runtime("docker.sh", state: "/tmp/\(scratch.prefix)-docker", [scratch.prefix])
         let web = "\(scratch.prefix)-web", db = "\(scratch.prefix)-db", none = "\(scratch.prefix)-none"
-        let engine = try docker.value("NETNS")
         defer {
             for name in ["docker-\(web)", "docker-\(db)", "docker-\(none)"] { nsinspect("forget", name) }
             docker.down()
             scratch.cleanup()
             #expect(scratch.leftovers().isEmpty)
         }
+        let engine = try docker.value("NETNS")
         // Named with their PIDs, though their namespace files and data root are in dockerd's mount namespace.
         for (name, key) in [(web, "WEB_PID"), (db, "DB_PID"), (none, "NONE_PID")] {
             let pid = try docker.value(key)
-            #expect(Self.references(try Self.entry(holding: pid)).contains("docker:\(name)"), "\(name) (pid \(pid))")
+            #expect(Census.references(try Census.entry(holding: Int(pid) ?? -1)).contains("docker:\(name)"), "\(name) (pid \(pid))")
         }
         // show equals what ip says inside the container.
         let webPID = try docker.value("WEB_PID")
@@ -156,7 +147,7 @@ struct RuntimeTests {
         }
         for (name, key) in [(web, "WEB_PID"), (db, "DB_PID"), (none, "NONE_PID")] {
             let pid = try podman.value(key)
-            #expect(Self.references(try Self.entry(holding: pid)).contains("podman:\(name)"), "\(name) (pid \(pid))")
+            #expect(Census.references(try Census.entry(holding: Int(pid) ?? -1)).contains("podman:\(name)"), "\(name) (pid \(pid))")
         }
         #expect(try Self.shownAddresses("podman:\(db)") == Self.addresses(pid: try podman.value("DB_PID")))
         let (_, summary, result) = try Trace.traceJSON(["podman:\(web)", "podman:\(db)", "--count", "3"])
@@ -177,9 +168,10 @@ struct RuntimeTests {
             #expect(scratch.leftovers().isEmpty)
         }
         let leader = try nspawn.value("LEADER_PID")
-        let entry = try Self.entry(holding: leader)
-        #expect(Self.references(entry).contains("nspawn:\(machine)"), "\(entry ?? [:])")
-        #expect((entry?["ns"] as? Int).map(String.init) == nspawn["NETNS"])
+        let entry = try Census.entry(holding: Int(leader) ?? -1)
+        #expect(Census.references(entry).contains("nspawn:\(machine)"), "\(entry ?? [:])")
+        let netns = try nspawn.value("NETNS")
+        #expect((entry?["ns"] as? Int).map(String.init) == netns)
         let show = nsinspect("show", "nspawn:\(machine)", "links")
         #expect(show.succeeded && show.stdout.contains("host0"), "\(show)")
         let graph = nsinspect("graph", "nspawn:\(machine)")
@@ -198,8 +190,8 @@ struct RuntimeTests {
             #expect(scratch.leftovers().isEmpty)
         }
         let pid = try oci.value("PID"), netns = try oci.value("NETNS_NAME")
-        let entry = try Self.entry(holding: pid)
-        #expect(Self.references(entry).contains(netns), "\(entry ?? [:])")
+        let entry = try Census.entry(holding: Int(pid) ?? -1)
+        #expect(Census.references(entry).contains(netns), "\(entry ?? [:])")
         #expect((entry?["ip_netns"] as? Bool) == true)
         #expect(try Self.shownAddresses(netns) == Self.addresses(pid: pid))
         #expect(try Self.shownAddresses(String(pid))["eth0"]?.first?.hasPrefix(try oci.value("IP")) == true)

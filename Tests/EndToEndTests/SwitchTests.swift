@@ -96,24 +96,29 @@ struct SwitchTests {
         let description: [String: Any]
 
         init(_ scratch: Scratch) throws {
-            ready = "/tmp/\(scratch.prefix)-mininet-ready"
-            stop = "/tmp/\(scratch.prefix)-mininet-stop"
-            log = "/tmp/\(scratch.prefix)-mininet.log"
+            // Locals, so that the waiting below can use them before `self` is whole.
+            let ready = "/tmp/\(scratch.prefix)-mininet-ready"
+            let stop = "/tmp/\(scratch.prefix)-mininet-stop"
+            let log = "/tmp/\(scratch.prefix)-mininet.log"
+            self.ready = ready; self.stop = stop; self.log = log
             for path in [ready, stop, log] { scratch.track(path: path) }
             guard FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/mininet/net.py") else {
                 throw SetupFailed("Mininet is not installed for /usr/bin/python3 (apt-get install mininet)")
             }
             let script = SwitchTests.tools.appendingPathComponent("mininet-topo.py").path
-            process = try scratch.background(["sh", "-c", "exec /usr/bin/python3 \"$0\" \"$@\" >\(log) 2>&1", script,
-                                              "--ready-file", ready, "--stop-file", stop, "--ovs-dir", "/tmp/\(scratch.prefix)-mnovs"])
-            for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) {
-                if kill(process, 0) != 0 { break }
-                usleep(50_000)
-            }
+            let process = try scratch.background(["sh", "-c", "exec /usr/bin/python3 \"$0\" \"$@\" >\(log) 2>&1", script,
+                                                  "--ready-file", ready, "--stop-file", stop, "--ovs-dir", "/tmp/\(scratch.prefix)-mnovs"])
+            self.process = process
+            // Up to 15 s for the ready file, unless Mininet ends first.
+            _ = Wait.until(timeout: 15, interval: 0.05) { FileManager.default.fileExists(atPath: ready) || MininetTopology.exited(process) }
             guard let data = FileManager.default.contents(atPath: ready),
-                let description = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+                let description = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
             else {
-                throw SetupFailed("Mininet did not come up: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "no log")")
+                // The test's `defer` is not set until this returns: take Mininet down here.
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "no log"
+                Self.down(stopFile: stop, process: process)
+                scratch.cleanup()
+                throw SetupFailed("Mininet did not come up: \(text)")
             }
             self.description = description
         }
@@ -121,13 +126,21 @@ struct SwitchTests {
         func pid(of host: String) -> Int? { ((description["hosts"] as? [String: Any])?[host] as? [String: Any])?["pid"] as? Int }
 
         /// Asks Mininet to tear down (its own net.stop) and waits for it.
-        func down() {
-            FileManager.default.createFile(atPath: stop, contents: nil)
-            for _ in 0..<200 where kill(process, 0) == 0 {
-                var status: Int32 = 0
-                if waitpid(process, &status, WNOHANG) == process { break }
-                usleep(50_000)
-            }
+        func down() { Self.down(stopFile: stop, process: process) }
+
+        static func down(stopFile: String, process: Int32) {
+            FileManager.default.createFile(atPath: stopFile, contents: nil)
+            _ = Wait.until(timeout: 10, interval: 0.05) { exited(process) }
+        }
+
+        /// Whether the process has ended: reaped here now (an exited child stays visible to `kill(pid, 0)`
+        /// until it is reaped), reaped already (ECHILD: by an earlier call, or by whoever waited first), or
+        /// gone. It never blocks; once the child is reaped, a later `down()` answers at once and
+        /// `Scratch.cleanup()`'s waitpid gets ECHILD at once.
+        static func exited(_ pid: Int32) -> Bool {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            return reaped == pid || (reaped == -1 && errno == ECHILD) || kill(pid, 0) != 0
         }
     }
 
@@ -144,8 +157,8 @@ struct SwitchTests {
         let list = try CensusCommandTests.listJSON()
         for host in ["h1", "h2", "h3", "r1"] {
             let pid = try #require(topology.pid(of: host))
-            let entry = list.first { ($0["pids"] as? [Int])?.contains(pid) == true }
-            #expect((entry?["names"] as? [[String: Any]])?.contains { $0["reference"] as? String == "mininet:\(host)" } == true, "\(host)")
+            let entry = CensusCommandTests.entry(list, holding: pid)
+            #expect(CensusCommandTests.references(entry).contains("mininet:\(host)"), "\(host)")
         }
         #expect(nsinspect("show", "mininet:s1").stderr.contains("stays in the host namespace"))
 

@@ -24,24 +24,6 @@ struct TraceCommandTests {
         try #require(summary["probes"] as? [[String: Any]])
     }
 
-    /// Our BPF programs (named nsi_*) the kernel has loaded, by id.
-    /// Fails the test (rather than answering "none") when bpftool cannot say.
-    static func ourPrograms() -> [Int] {
-        let result = Shell.run(["bpftool", "-j", "prog", "show"])
-        guard result.succeeded, let list = (try? Shell.json(result.stdout)) as? [[String: Any]] else {
-            Issue.record("bpftool cannot list BPF programs, so nothing can be said about ours: \(result)")
-            return [-1]
-        }
-        return list.filter { ($0["name"] as? String)?.hasPrefix("nsi_") == true }.compactMap { $0["id"] as? Int }
-    }
-
-    /// Our programs once the kernel has freed them: it defers the release of a program whose last
-    /// descriptor was closed, so give it a moment (up to 2 s) before counting.
-    static func programsLeft() -> [Int] {
-        for _ in 0..<40 where !ourPrograms().isEmpty { usleep(50_000) }
-        return ourPrograms()
-    }
-
     @Test func everyVethEndTTLAndHopsAgreeWithPathAndReply() throws {
         let scratch = Scratch("trc")
         let lab = try PrefixedTwoRouters(scratch)
@@ -240,20 +222,20 @@ struct TraceCommandTests {
         let scratch = Scratch("k9")
         let lab = try PrefixedTwoRouters(scratch)
         defer { lab.down(); scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
-        #expect(Self.ourPrograms().isEmpty, "nsi_* programs loaded before the test")
+        #expect(try Scratch.bpfPrograms().isEmpty, "nsi_* programs loaded before the test")
         let ready = NSTemporaryDirectory() + "\(scratch.prefix).ready"
         scratch.track(path: ready)
         let pid = try scratch.background([Package.binary, "trace", lab.host1, lab.host2, "--passive", "--duration", "60", "--ready-file", ready])
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: ready) && waited < 100 { usleep(50_000); waited += 1 }
-        try #require(FileManager.default.fileExists(atPath: ready), "the tracer never became ready")
-        #expect(!Self.ourPrograms().isEmpty)
+        let became = Wait.until(timeout: 5, interval: 0.05) { FileManager.default.fileExists(atPath: ready) }
+        try #require(became, "the tracer never became ready")
+        #expect(try !Scratch.bpfPrograms().isEmpty)
         // The leftover check every test ends with sees a tracer's programs while it runs.
         #expect(Scratch.bpfProgramsLeft().contains { $0.hasPrefix("bpf program nsi_") })
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        #expect(Self.programsLeft().isEmpty, "programs left after kill -9: \(Self.ourPrograms())")
+        let left = try Scratch.bpfProgramsAfterRelease()
+        #expect(left.isEmpty, "programs left after kill -9: \(left)")
         let links = Shell.run(["bpftool", "-j", "link", "show"]).stdout
         #expect(!links.contains("nsi_"), "\(links)")
     }
@@ -271,9 +253,8 @@ struct TraceCommandTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: ready) && waited < 100 { usleep(50_000); waited += 1 }
-        try #require(FileManager.default.fileExists(atPath: ready))
+        let became = Wait.until(timeout: 5, interval: 0.05) { FileManager.default.fileExists(atPath: ready) }
+        try #require(became)
         try Shell.must("ip", "netns", "exec", lab.host1, "ping", "-c", "2", "-i", "0.2", "-q", "10.0.2.10")
         process.terminate()
         process.waitUntilExit()
@@ -286,7 +267,7 @@ struct TraceCommandTests {
         #expect(text.contains("events, 0 lost"), "\(text)")
         // The ready file means "attached now": it is gone once the trace has ended.
         #expect(!FileManager.default.fileExists(atPath: ready))
-        #expect(Self.programsLeft().isEmpty)
+        #expect(try Scratch.bpfProgramsAfterRelease().isEmpty)
     }
 
     @Test func badInputIsRefusedBeforeAnythingIsLoaded() throws {
@@ -309,7 +290,7 @@ struct TraceCommandTests {
         let setpriv = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", Package.binary, "trace", "host", "10.9.9.9"]
         let unprivileged = Shell.run(setpriv)
         #expect(unprivileged.status != 0 && unprivileged.stderr.contains("CAP_BPF"), "\(unprivileged)")
-        #expect(Self.programsLeft().isEmpty)
+        #expect(try Scratch.bpfProgramsAfterRelease().isEmpty)
     }
 
     @Test func demoRunsAndLeavesNothing() throws {
@@ -319,6 +300,6 @@ struct TraceCommandTests {
         #expect(demo.stdout.contains("lab down"))
         let left = Shell.run(["ip", "netns", "list"]).stdout
         #expect(!left.contains("demo-host1") && !left.contains("demo-router1"))
-        #expect(Self.programsLeft().isEmpty)
+        #expect(try Scratch.bpfProgramsAfterRelease().isEmpty)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Netlink
 import ProcNS
+import TestSupport
 import Testing
 
 @testable import Inspect
@@ -47,17 +48,17 @@ struct StopRequestTests {
     @Test func conntrackWatchStopsOnRequestDurationAndWhenTheNamespaceGoes() throws {
         StopRequest.clear()
         defer { StopRequest.clear() }
-        let name = "nsiwatch\(UInt32.random(in: 0..<UInt32.max))"
-        try #require(Process.run("/usr/bin/env", ["ip", "netns", "add", name]) == 0)
-        defer { _ = Process.run("/usr/bin/env", ["ip", "netns", "del", name]) }
+        let scratch = Scratch("watch")
+        defer { scratch.cleanup(); #expect(scratch.leftovers().isEmpty) }
+        let name = try scratch.addNamespace("w")
         var resolver = NamespaceResolver()
         let handle = try resolver.resolve(name)
         let namespaces = [NamedNamespace(handle, label: name)]
 
         // Duration: returns after about 0.3 s.
         var started = monotonicNanoseconds()
-        var watched = try ConntrackWatcher(namespaces: namespaces, references: [name], duration: 0.3)
-            .run(started: { #expect($0 == [name]) }, item: { _, _ in true }, problem: { _, _ in })
+        var watched = try ConntrackWatcher(namespaces: namespaces, duration: 0.3)
+            .run(started: { #expect($0 == [name]) }, item: { _, _ in true }, read: {}, problem: { _, _ in })
         var took = monotonicNanoseconds() - started
         #expect(watched == 1)
         #expect(took >= 250_000_000 && took < 2_000_000_000, "\(took) ns")
@@ -69,8 +70,8 @@ struct StopRequestTests {
         }
         stopper.start()
         started = monotonicNanoseconds()
-        watched = try ConntrackWatcher(namespaces: namespaces, references: [name], duration: 30)
-            .run(started: { _ in }, item: { _, _ in true }, problem: { _, _ in })
+        watched = try ConntrackWatcher(namespaces: namespaces, duration: 30)
+            .run(started: { _ in }, item: { _, _ in true }, read: {}, problem: { _, _ in })
         took = monotonicNanoseconds() - started
         #expect(took < 2_000_000_000, "\(took) ns")
         StopRequest.clear()
@@ -79,29 +80,15 @@ struct StopRequestTests {
         var problems: [String] = []
         let remover = Thread {
             usleep(200_000)
-            _ = Process.run("/usr/bin/env", ["ip", "netns", "del", name])
+            _ = Shell.run(["ip", "netns", "del", name])
         }
         remover.start()
         started = monotonicNanoseconds()
-        try ConntrackWatcher(namespaces: namespaces, references: [name], duration: 30)
-            .run(started: { _ in }, item: { _, _ in true }, problem: { label, message in problems.append("\(label ?? "-"): \(message)") })
+        try ConntrackWatcher(namespaces: namespaces, duration: 30)
+            .run(started: { _ in }, item: { _, _ in true }, read: {}, problem: { label, message in problems.append("\(label ?? "-"): \(message)") })
         took = monotonicNanoseconds() - started
         #expect(took < 5_000_000_000, "\(took) ns")
         #expect(problems.contains { $0.hasPrefix("\(name): the namespace is gone") }, "\(problems)")
         #expect(problems.last == "-: no namespace left to watch", "\(problems)")
-    }
-}
-
-extension Process {
-    /// Runs a program to completion; its exit status.
-    static func run(_ path: String, _ arguments: [String]) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
     }
 }

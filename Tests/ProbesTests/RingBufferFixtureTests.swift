@@ -7,10 +7,11 @@ import Testing
 
 @testable import Probes
 
-/// Records exactly as the BPF programs wrote them into the ring buffer — an ICMP echo between two
-/// namespaces, its route lookups and the drop at the end — decoded by the Swift decoder. The other
-/// decoder tests build `struct nsi_event` through the same C header the decoder reads, so a layout the
-/// BPF side writes differently could not show there; these bytes come from the kernel.
+/// Records exactly as the BPF programs wrote them into the ring buffer — an ICMP echo request and its
+/// reply between two namespaces, each seen by the transmit and the receive hook — decoded by the Swift
+/// decoder. The other decoder tests build `struct nsi_event` through the same C header the decoder
+/// reads, so a layout the BPF side writes differently could not show there; these bytes come from the
+/// kernel.
 ///
 /// Captured with `NSINSPECT_CAPTURE_FIXTURES=1 swift test --filter RingBufferFixtureTests` (root): the
 /// capture writes Fixtures/events-echo.hex, one record per line, and `# ` comment lines with what the
@@ -62,17 +63,15 @@ struct RingBufferFixtureTests {
             #expect("\(event.hook)" == want.hook)
             #expect(event.netns == inodes[want.netns], "\(want)")
             #expect(event.ifname == want.ifname)
-            if want.icmpType >= 0 {
-                let p = try #require(event.packet, "\(want)")
-                #expect(Int(p.icmpType) == want.icmpType)
-                #expect(Int(p.ttl) == want.ttl)
-                #expect(p.icmpID == id && p.icmpSequence == 1)
-                let ends = [p.source.description, p.destination.description]
-                #expect(ends == (want.icmpType == 8 ? [header["addrA"]!, header["addrB"]!] : [header["addrB"]!, header["addrA"]!]))
-                // The packet bytes the record carries are that packet: IPv4, ICMP, the same id.
-                #expect(event.snapshot.first == 0x45 && event.snapshot.count >= 28)
-                #expect(UInt16(event.snapshot[24]) << 8 | UInt16(event.snapshot[25]) == id)
-            }
+            let p = try #require(event.packet, "\(want)")
+            #expect(Int(p.icmpType) == want.icmpType)
+            #expect(Int(p.ttl) == want.ttl)
+            #expect(p.icmpID == id && p.icmpSequence == 1)
+            let ends = [p.source.description, p.destination.description]
+            #expect(ends == (want.icmpType == 8 ? [header["addrA"]!, header["addrB"]!] : [header["addrB"]!, header["addrA"]!]))
+            // The packet bytes the record carries are that packet: IPv4, ICMP, the same id.
+            #expect(event.snapshot.first == 0x45 && event.snapshot.count >= 28)
+            #expect(UInt16(event.snapshot[24]) << 8 | UInt16(event.snapshot[25]) == id)
         }
         // Every record is exactly a header and its snap length, as bpf_ringbuf_output wrote it.
         for bytes in records { #expect(bytes.count == PacketEvent.headerSize + (try PacketEvent(decoding: bytes)).snapshot.count) }

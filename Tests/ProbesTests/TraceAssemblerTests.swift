@@ -131,6 +131,21 @@ struct TraceAssemblerTests {
         #expect(report.timeline.filter(\.isCopy).map(\.namespace) == ["sw", "r", "r"])
     }
 
+    @Test("a copy's drop is placed where the copy was: on input where it came in, at the port it went out by")
+    func copyDropPlaces() throws {
+        var events = Trace.overBridge(flood: true)
+        // A second flooded copy goes out of p4 and dies there, in sw itself (a full queue, a filter).
+        events += [
+            Trace.event(.transmit, at: 2_550, in: Trace.sw, "p4", index: 14, skb: 0xd),
+            Trace.event(.drop, at: 2_560, in: Trace.sw, "p4", index: 14, skb: 0xd, drop: 5),
+        ]
+        let report = try #require(Trace.assembler().assemble(events: events, probes: Trace.answered).first)
+        #expect(report.agrees, "\(report.verdict)")
+        let places = report.discardedCopies.map { "\($0.label) \($0.reason) \(String(describing: $0.place))" }
+        #expect(report.discardedCopies.map(\.place) == [.at("p4"), .onInputFrom("e0")], "\(places)")
+        #expect(report.discardedCopies.map(\.label) == ["sw", "r"], "\(places)")
+    }
+
     @Test("a userspace switch's copies: the host's own stack drops its copy, the frame goes on in a new sk_buff")
     func userspaceSwitch() throws {
         // The host's stack gets the frame too and drops it (not for its MAC); the switch re-sends it.

@@ -36,13 +36,13 @@ public struct TwoRoutersLab {
 /// The two-routers lab built by `nsinspect lab up` from a lab file whose namespace names carry a test's
 /// prefix (so tests never collide with the examples or with each other). `down()` removes it.
 public struct PrefixedTwoRouters {
-    public let file: String
+    private let lab: PrefixedLab
+    public var file: String { lab.file }
     public let host1: String, router1: String, router2: String, host2: String
 
     public init(_ scratch: Scratch) throws {
         let p = scratch.prefix
-        host1 = "\(p)h1"; router1 = "\(p)r1"; router2 = "\(p)r2"; host2 = "\(p)h2"
-        file = NSTemporaryDirectory() + "\(p)-lab.yaml"
+        let host1 = "\(p)h1", router1 = "\(p)r1", router2 = "\(p)r2", host2 = "\(p)h2"
         let yaml = """
             lab: \(p)
             namespaces:
@@ -55,19 +55,17 @@ public struct PrefixedTwoRouters {
               - {a: \(router1):e0 10.0.0.1/24, b: \(router2):e0 10.0.0.2/24}
               - {a: \(router2):e1 10.0.2.1/24, b: \(host2):eth0 10.0.2.10/24}
             """
-        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
-        scratch.track(path: file)
-        for ns in [host1, router1, router2, host2] { scratch.track(namespace: ns) }
-        let up = nsinspect("lab", "up", file)
-        guard up.succeeded else { throw CommandFailed(result: up) }
+        lab = try PrefixedLab(scratch, namespaceNames: [host1, router1, router2, host2], hostLinkNames: [], text: yaml)
+        self.host1 = host1; self.router1 = router1; self.router2 = router2; self.host2 = host2
     }
 
-    public func down() { nsinspect("lab", "down", file) }
+    public func down() { lab.down() }
 }
 
 /// Any lab built by `nsinspect lab up` from YAML a test writes, with the test's prefix in every name.
 /// `ns("h1")` is the prefixed namespace name, `link("br")` a prefixed host interface name (at most 15
-/// bytes); the YAML is written with both already applied. `down()` removes it.
+/// bytes); the YAML is written with both already applied. `down()` removes it. When `lab up` fails, the
+/// init takes down what it made and cleans the scratch before throwing (the caller's `defer` is not set yet).
 public struct PrefixedLab {
     public let file: String
     public let scratch: Scratch
@@ -75,15 +73,24 @@ public struct PrefixedLab {
     /// - Parameter yaml: the lab's text, given the functions that name namespaces and host links.
     public init(_ scratch: Scratch, namespaces: [String], hostLinks: [String] = [],
                 yaml: (_ ns: (String) -> String, _ link: (String) -> String) -> String) throws {
+        try self.init(scratch, namespaceNames: namespaces.map(scratch.name), hostLinkNames: hostLinks.map(scratch.linkName),
+                      text: "lab: \(scratch.prefix)\n" + yaml(scratch.name, scratch.linkName))
+    }
+
+    /// A lab whose whole text (`lab:` line included) and full names the caller made.
+    init(_ scratch: Scratch, namespaceNames: [String], hostLinkNames: [String], text: String) throws {
         self.scratch = scratch
         file = NSTemporaryDirectory() + "\(scratch.prefix)-lab.yaml"
-        let text = "lab: \(scratch.prefix)\n" + yaml(scratch.name, scratch.linkName)
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         scratch.track(path: file)
-        for ns in namespaces { scratch.track(namespace: scratch.name(ns)) }
-        for link in hostLinks { scratch.track(hostLink: scratch.linkName(link)) }
+        for ns in namespaceNames { scratch.track(namespace: ns) }
+        for link in hostLinkNames { scratch.track(hostLink: link) }
         let up = nsinspect("lab", "up", file)
-        guard up.succeeded else { throw CommandFailed(result: up) }
+        guard up.succeeded else {
+            down()
+            scratch.cleanup()
+            throw CommandFailed(result: up)
+        }
     }
 
     public func ns(_ suffix: String) -> String { scratch.name(suffix) }

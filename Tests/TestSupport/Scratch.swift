@@ -97,20 +97,41 @@ public final class Scratch: @unchecked Sendable {
     /// release of programs whose last descriptor was closed. Tests run one at a time, so any is a leak of
     /// the test that just ended. A bpftool that cannot answer is reported, not taken for "none".
     public static func bpfProgramsLeft() -> [String] {
-        var last: [String] = []
-        for _ in 0..<40 {
-            let result = Shell.run(["bpftool", "-j", "prog", "show"])
-            guard result.succeeded, let list = (try? Shell.json(result.stdout)) as? [[String: Any]] else {
-                return ["bpftool cannot list BPF programs: \(result.stderr)"]
-            }
-            last = list.compactMap { program in
-                guard let name = program["name"] as? String, name.hasPrefix("nsi_") else { return nil }
-                return "bpf program \(name) (id \(program["id"] ?? "?"))"
-            }
-            if last.isEmpty { return [] }
-            usleep(50_000)
+        do {
+            return try bpfProgramsAfterRelease().map { "bpf program \($0.name) (id \($0.id))" }
+        } catch {
+            return ["\(error)"]
         }
-        return last
+    }
+
+    /// A BPF program the kernel has loaded.
+    public struct LoadedBPFProgram: Sendable, Equatable {
+        public let id: Int
+        public let name: String
+    }
+
+    /// nsinspect's BPF programs (named nsi_*) the kernel has loaded now. Throws, with what bpftool
+    /// printed, when bpftool cannot list them: that is never taken for "none".
+    public static func bpfPrograms() throws -> [LoadedBPFProgram] {
+        let result = Shell.run(["bpftool", "-j", "prog", "show"])
+        guard result.succeeded, let list = (try? Shell.json(result.stdout)) as? [[String: Any]] else {
+            throw SetupFailed("bpftool cannot list BPF programs: \(result)")
+        }
+        return list.compactMap { program in
+            guard let name = program["name"] as? String, name.hasPrefix("nsi_"), let id = program["id"] as? Int else { return nil }
+            return LoadedBPFProgram(id: id, name: name)
+        }
+    }
+
+    /// nsinspect's BPF programs once the kernel has freed those whose last descriptor was closed: it
+    /// defers their release, so this waits up to 2 s for there to be none before answering.
+    public static func bpfProgramsAfterRelease() throws -> [LoadedBPFProgram] {
+        var programs: [LoadedBPFProgram] = []
+        _ = try Wait.until(timeout: 2, interval: 0.05) {
+            programs = try bpfPrograms()
+            return programs.isEmpty
+        }
+        return programs
     }
 }
 
@@ -133,6 +154,15 @@ extension Scratch {
     public static func namespaceInode(pid: Int32) -> UInt64? {
         guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net") else { return nil }
         return UInt64(link.dropFirst(5).dropLast())
+    }
+
+    /// The inode of the namespace a /var/run/netns name reaches, as `stat -L -c %i` says it.
+    public static func namespaceInode(named name: String) throws -> UInt64 {
+        let out = try Shell.must("stat", "-L", "-c", "%i", "/var/run/netns/\(name)")
+        guard let inode = UInt64(out.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw SetupFailed("stat -L -c %i /var/run/netns/\(name) printed no inode: \(out)")
+        }
+        return inode
     }
 
     /// Entries of /var/run/netns with this test's prefix.
