@@ -37,7 +37,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// From a slice of network-order bytes (a netlink attribute's value), loaded a word at a time: every
-    /// decoder reads its addresses here, a conntrack table four per entry.
+    /// decoder reads its addresses here, a conntrack table four per entry (inlinable: a call across the
+    /// module per address was 4 % of `conntrack` on a table of 100 000).
+    @inlinable
     public init?(bytes: ArraySlice<UInt8>) {
         let count = bytes.count
         guard count == 4 || count == 16 else { return nil }
@@ -48,6 +50,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         self.init(high: high, low: low, family: count == 4 ? .v4 : .v6)
     }
 
+    @inlinable
     public init?(bytes: [UInt8]) { self.init(bytes: bytes[...]) }
 
     public init(v4 value: UInt32) {
