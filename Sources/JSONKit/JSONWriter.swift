@@ -12,7 +12,9 @@ extension JSON {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .int(let i):
+            if i < 0 { out.append(UInt8(ascii: "-")) }
+            out.appendDecimal(i.magnitude)
         case .double(let d):
             if d.isFinite {
                 if d.rounded() == d && abs(d) < 1e15 {
@@ -65,7 +67,8 @@ extension JSON {
             !bytes.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == 0x7f }
         }
         if plain == true {
-            out.append(contentsOf: s.utf8)
+            // Through the contiguous storage: appending the UTF8View goes element by element.
+            _ = s.utf8.withContiguousStorageIfAvailable { out.append(contentsOf: $0) }
             out.append(UInt8(ascii: "\""))
             return
         }

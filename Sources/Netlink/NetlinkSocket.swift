@@ -17,7 +17,10 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// The namespace the socket was opened in, for messages.
     public let label: String
     private var nextSequence: UInt32
-    private var buffer: [UInt8]
+    /// Allocated at the first receive, uninitialised: the kernel writes what is read, and a census opens
+    /// a socket in each of thousands of namespaces, where zeroing 64 KiB each was a measurable share of
+    /// the time.
+    private var buffer: [UInt8] = []
     /// Receive buffers for batched answers (recvmmsg), allocated for one transactAll and released after
     /// it: a lab of a thousand namespaces keeps a thousand sockets open, and 512 KiB each would stay
     /// resident. Allocated uninitialised (malloc → mmap), so only the pages the kernel writes are touched.
@@ -32,7 +35,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// How often a dump is retried after NLM_F_DUMP_INTR before giving up.
     public static let dumpRetries = 8
 
-    private init(socket: OpaquePointer, label: String, netlinkProtocol: Int32) throws(OperationError) {
+    private init(socket: OpaquePointer, label: String, netlinkProtocol: Int32, dumpsOnly: Bool = false)
+        throws(OperationError)
+    {
         self.socket = socket
         self.label = label
         self.netlinkProtocol = netlinkProtocol
@@ -45,19 +50,30 @@ public final class NetlinkSocket: @unchecked Sendable {
         var on: Int32 = 1
         _ = mnl_socket_setsockopt(socket, NETLINK_EXT_ACK, &on, socklen_t(MemoryLayout<Int32>.size))
         _ = mnl_socket_setsockopt(socket, NETLINK_GET_STRICT_CHK, &on, socklen_t(MemoryLayout<Int32>.size))
-        let fd = mnl_socket_get_fd(socket)
-        var size: Int32 = 1 << 20
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        // A socket that only sends dumps needs neither a large receive buffer nor a timeout: the kernel
+        // writes the first part of a dump's answer before sendmsg returns and each further part inside
+        // the recvmsg that makes room for it (netlink_dump), so a receive never waits for anything.
+        // `dump` opens one in each of a thousand namespaces, where two setsockopt calls each are
+        // kernel work the floor program does not do.
+        if !dumpsOnly {
+            let fd = mnl_socket_get_fd(socket)
+            var size: Int32 = 1 << 20
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         // Sequence numbers start from the clock, as iproute2 does, so replies to an earlier socket with
         // the same port id cannot be mistaken for ours.
         nextSequence = UInt32(truncatingIfNeeded: time(nil))
-        // Uninitialised: the kernel writes what is read, and a census opens a socket in each of
-        // thousands of namespaces, where zeroing 64 KiB each was a measurable share of the time.
-        buffer = [UInt8](unsafeUninitializedCapacity: 64 << 10) { _, count in count = 64 << 10 }
+    }
+
+    /// Lets go of the receive buffers until the next receive, for a socket kept open while idle (`dump`
+    /// keeps one per namespace between reading links and reading the rest).
+    public func releaseBuffers() {
+        buffer = []
+        batchBuffer = []
     }
 
     deinit { mnl_socket_close(socket) }
@@ -65,12 +81,22 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// The socket's file descriptor (for poll(2) in monitors).
     public var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
 
-    /// Opens a socket in this thread's namespace.
-    public static func open(protocol: Int32 = NETLINK_ROUTE, label: String = "host") throws(OperationError) -> NetlinkSocket {
+    /// SO_NETNS_COOKIE: the never-reused identity of the namespace the socket belongs to (nil before
+    /// Linux 5.14).
+    public var netnsCookie: UInt64? {
+        var cookie: UInt64 = 0
+        return nsi_socket_netns_cookie(fileDescriptor, &cookie) == 0 ? cookie : nil
+    }
+
+    /// Opens a socket in this thread's namespace; `dumpsOnly` leaves out the receive buffer size and
+    /// timeout, which only requests other than dumps and subscriptions need.
+    public static func open(protocol: Int32 = NETLINK_ROUTE, label: String = "host", dumpsOnly: Bool = false)
+        throws(OperationError) -> NetlinkSocket
+    {
         guard let nl = mnl_socket_open2(`protocol`, Int32(SOCK_CLOEXEC.rawValue)) else {
             throw OperationError("", label, call: "netlink socket", errno: .current)
         }
-        return try NetlinkSocket(socket: nl, label: label, netlinkProtocol: `protocol`)
+        return try NetlinkSocket(socket: nl, label: label, netlinkProtocol: `protocol`, dumpsOnly: dumpsOnly)
     }
 
     /// Opens a socket inside `ns` (created on a thread that entered it; the socket stays there).
@@ -118,6 +144,7 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// Receives one datagram into the buffer and returns the valid part. ENOBUFS, a timeout and other
     /// errors become typed errors.
     private func receive(request: String) throws -> ArraySlice<UInt8> {
+        if buffer.isEmpty { buffer = [UInt8](unsafeUninitializedCapacity: 64 << 10) { _, count in count = 64 << 10 } }
         while true {
             let n = buffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
             if n >= 0 {
@@ -163,15 +190,42 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// (NLM_F_DUMP_INTR: the table changed while it was read), everything decoded so far is dropped and
     /// the dump starts again.
     public func dump<T>(_ request: NetlinkRequest, decode: (NetlinkMessage) throws -> T?) throws -> [T] {
+        var results: [T] = []
+        try receiveDump(request, restart: { results.removeAll(keepingCapacity: true) }) { message, _ in
+            if let value = try decode(message) { results.append(value) }
+        }
+        return results
+    }
+
+    /// Sends a dump request and returns its answer undecoded: the data messages, header and all, one
+    /// after another as the kernel sent them, for `NetlinkMessage.split` to decode elsewhere. A reader
+    /// that must hold the kernel briefly (one thread asks while another decodes and renders) copies the
+    /// answer out with this and decodes after letting go.
+    public func dumpUndecoded(_ request: NetlinkRequest) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try receiveDump(request, restart: { bytes.removeAll(keepingCapacity: true) }) { _, raw in
+            bytes.append(contentsOf: raw)
+        }
+        return bytes
+    }
+
+    /// The receive loop of a dump: every data message of the answer goes to `each` with its bytes
+    /// (header included, padded to NLMSG_ALIGNTO); `restart` is called before a dump the kernel
+    /// interrupted is sent again.
+    private func receiveDump(_ request: NetlinkRequest, restart: () -> Void,
+                             each: (NetlinkMessage, ArraySlice<UInt8>) throws -> Void) throws {
         precondition(request.isDump, "dump() needs a request with NLM_F_DUMP")
-        for _ in 0...NetlinkSocket.dumpRetries {
+        for attempt in 0...NetlinkSocket.dumpRetries {
+            if attempt > 0 { restart() }
             let sequence = takeSequence()
             try send(request.encoded(sequence: sequence), request: request.name)
-            var results: [T] = []
             var interrupted = false
             receiving: while true {
                 let datagram = try receive(request: request.name)
+                var offset = datagram.startIndex
                 for message in try NetlinkMessage.split(datagram) {
+                    let start = offset
+                    offset = min(datagram.endIndex, start + align4(message.payload.endIndex - start))
                     guard message.sequence == sequence, message.portID == portID else { continue }
                     if message.flags & NLMsg.dumpInterrupted != 0 { interrupted = true }
                     switch message.type {
@@ -183,11 +237,11 @@ public final class NetlinkSocket: @unchecked Sendable {
                     case NLMsg.noop, NLMsg.overrun:
                         continue
                     default:
-                        if let value = try decode(message) { results.append(value) }
+                        try each(message, datagram[start..<offset])
                     }
                 }
             }
-            if !interrupted { return results }
+            if !interrupted { return }
         }
         throw OperationError("", label, "\(request.name): dump interrupted \(NetlinkSocket.dumpRetries + 1) times in a row (the table keeps changing)")
     }

@@ -87,14 +87,17 @@ public enum NamespaceThread {
     /// counter, and each result is handed to `emit` in the order of `namespaces` as soon as it and all
     /// before it are done (from whichever worker completes the run, under a lock). A command that prints
     /// one namespace after another keeps only the few results that finished out of order.
-    public static func runEachInOrder<T>(in namespaces: [NamespaceHandle], parallelism: Int,
+    ///
+    /// With `enter` false the workers stay in the caller's namespace: for bodies that only use sockets
+    /// opened in each namespace before (they stay bound to it), so no setns is repeated.
+    public static func runEachInOrder<T>(in namespaces: [NamespaceHandle], parallelism: Int, enter: Bool = true,
                                          _ body: @Sendable (Int, NamespaceHandle) throws -> T,
                                          emit: @Sendable (Int, Result<T, any Error>) -> Void) throws(OperationError)
     {
         let workers = max(1, min(parallelism, namespaces.count, 64))
         try withoutActuallyEscaping(body) { (work) throws(OperationError) in
             try withoutActuallyEscaping(emit) { (emit) throws(OperationError) in
-                let shared = OrderedWork(namespaces, work, emit)
+                let shared = OrderedWork(namespaces, enter, work, emit)
                 let context = Unmanaged<WorkerGroup>.passRetained(shared)
                 defer { context.release() }
                 let rc = nsi_run_on_new_threads({ raw, worker in
@@ -172,6 +175,7 @@ private final class ParallelWork<T>: WorkerGroup, @unchecked Sendable {
 /// emission, so `emit` is never called concurrently and always in index order.
 private final class OrderedWork<T>: WorkerGroup, @unchecked Sendable {
     let namespaces: [NamespaceHandle]
+    let enter: Bool
     let body: (Int, NamespaceHandle) throws -> T
     let emit: (Int, Result<T, any Error>) -> Void
     private var lock = pthread_mutex_t()
@@ -179,9 +183,10 @@ private final class OrderedWork<T>: WorkerGroup, @unchecked Sendable {
     private var nextToEmit = 0
     private var pending: [Int: Result<T, any Error>] = [:]
 
-    init(_ namespaces: [NamespaceHandle], _ body: @escaping (Int, NamespaceHandle) throws -> T,
+    init(_ namespaces: [NamespaceHandle], _ enter: Bool, _ body: @escaping (Int, NamespaceHandle) throws -> T,
          _ emit: @escaping (Int, Result<T, any Error>) -> Void) {
         self.namespaces = namespaces
+        self.enter = enter
         self.body = body
         self.emit = emit
         super.init()
@@ -199,7 +204,7 @@ private final class OrderedWork<T>: WorkerGroup, @unchecked Sendable {
             guard index < namespaces.count else { return }
             let ns = namespaces[index]
             let result: Result<T, any Error>
-            if nsi_setns(ns.fd, NSI_CLONE_NEWNET) == 0 {
+            if !enter || nsi_setns(ns.fd, NSI_CLONE_NEWNET) == 0 {
                 result = Result { try body(index, ns) }
             } else {
                 result = .failure(OperationError("", ns.origin, call: "setns", errno: .current))

@@ -23,14 +23,14 @@ struct DumpCommand: NSCommand {
 
     func run() throws {
         let wanted = try Self.parts(sections)
-        let dump = try NamespaceDump(references: references)
+        let dump = try NamespaceDump(references: references, parts: wanted.parts)
         for (ns, error) in dump.open.vanished { Output.warn("dump: \(ns.reference): \(error.reason)") }
         // Each worker reads and renders its share of the namespaces, so decoding and formatting run on
         // both cores and only the rendered bytes are kept.
         let json = common.json
         let labels = dump.open.labels, namespaces = dump.open.namespaces, peers = dump.peers
         let writer = DumpWriter(json: json, labels: labels, inodes: dump.open.inodes)
-        try dump.each(wanted.parts, render: { i, snapshot in
+        try dump.each(render: { i, snapshot in
             let view = NamespaceView(label: labels[i], namespace: namespaces[i], state: snapshot.state,
                                      cookie: snapshot.cookie, peers: peers[i], sections: wanted.sections)
             if json {

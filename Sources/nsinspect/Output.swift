@@ -44,36 +44,46 @@ enum Output {
 
     /// Writes a JSON object member by member, so a large document (`dump` of a thousand namespaces) is
     /// never held in memory whole.
+    ///
+    /// Members are gathered into 64 KiB writes: a write(2) per namespace was two thousand system calls
+    /// for a thousand namespaces.
     struct JSONObjectStream {
         private var members: JSONMembers
         private let pretty: Bool
+        private var pending: [UInt8] = []
 
         init(pretty: Bool = Output.prettyJSON) {
-            var bytes: [UInt8] = []
-            members = JSONMembers(&bytes, pretty: pretty)
+            pending.reserveCapacity(Self.chunk)
+            members = JSONMembers(&pending, pretty: pretty)
             self.pretty = pretty
-            Output.write(bytes)
         }
 
+        private static let chunk = 64 << 10
+
         mutating func member(_ key: String, _ value: JSON) {
-            var bytes: [UInt8] = []
-            value.write(into: &bytes, pretty: pretty, depth: 1)
-            member(key, rendered: bytes)
+            members.key(key, &pending)
+            value.write(into: &pending, pretty: pretty, depth: 1)
+            flushIfFull()
         }
 
         /// A member whose value was already serialised (at depth 1): the key, then the value as it is.
         mutating func member(_ key: String, rendered value: [UInt8]) {
-            var bytes: [UInt8] = []
-            members.key(key, &bytes)
-            Output.write(bytes)
-            Output.write(value)
+            members.key(key, &pending)
+            pending.append(contentsOf: value)
+            flushIfFull()
         }
 
-        func end() {
-            var bytes: [UInt8] = []
-            members.end(&bytes)
-            bytes.append(UInt8(ascii: "\n"))
-            Output.write(bytes)
+        private mutating func flushIfFull() {
+            guard pending.count >= Self.chunk else { return }
+            Output.write(pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+
+        mutating func end() {
+            members.end(&pending)
+            pending.append(UInt8(ascii: "\n"))
+            Output.write(pending)
+            pending.removeAll()
         }
     }
 
