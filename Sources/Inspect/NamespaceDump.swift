@@ -22,10 +22,18 @@ public struct NamespaceDump {
     /// Each namespace's veth peers and parents in other namespaces, by local ifindex.
     public let peers: [[Int32: LinkPeer]]
 
-    /// Reads `parts` of the namespaces `references` name (all by default); links are always read.
-    public init(references: [String], parts: InventoryParts) throws {
+    /// Reads `parts` of the namespaces `references` name (all by default); links are always read. With
+    /// `skippingGone`, a reference that names nothing any more is left out instead of being an error
+    /// (`diff --now` against an earlier snapshot's selection: what is gone shows as gone).
+    public init(references: [String], parts: InventoryParts, skippingGone: Bool = false) throws {
         let census = try Census.scan()
-        let selected = try references.isEmpty ? nil : references.map { try census.select(NamespaceReference.parse($0)) }
+        let selected = try references.isEmpty ? nil : references.compactMap { reference -> NetNamespace? in
+            do {
+                return try census.select(NamespaceReference.parse(reference))
+            } catch where skippingGone {
+                return nil
+            }
+        }
         let open = OpenNamespaces(census, selecting: selected)
         let wanted = parts.union(.links).subtracting(.interfaceNames)
         let read = try NamespaceThread.runEach(in: open.handles) { _, ns in

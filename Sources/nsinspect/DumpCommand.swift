@@ -24,18 +24,25 @@ struct DumpCommand: NSCommand {
     func run() throws {
         let wanted = try Self.parts(sections)
         let dump = try NamespaceDump(references: references, parts: wanted.parts)
+        try Self.write(dump, sections: wanted.sections, json: common.json, pretty: Output.prettyJSON, to: Output.write)
+    }
+
+    /// Renders `dump` as text or as one JSON object keyed by namespace reference, handing the bytes to
+    /// `sink` as they are ready; what could not be read is warned about on stderr (and, in JSON, listed
+    /// under `_errors`). `snapshot` and `diff --now` write the same document into a file or a buffer.
+    static func write(_ dump: NamespaceDump, sections: [ShowSection], json: Bool, pretty: Bool,
+                      to sink: @escaping @Sendable ([UInt8]) -> Void) throws {
         for (ns, error) in dump.open.vanished { Output.warn("dump: \(ns.reference): \(error.reason)") }
-        // Each worker reads and renders its share of the namespaces, so decoding and formatting run on
+        // Each worker decodes and renders its share of the namespaces, so decoding and formatting run on
         // both cores and only the rendered bytes are kept.
-        let json = common.json
         let labels = dump.open.labels, namespaces = dump.open.namespaces, peers = dump.peers
-        let writer = DumpWriter(json: json, labels: labels, inodes: dump.open.inodes)
+        let writer = DumpWriter(json: json, pretty: pretty, labels: labels, inodes: dump.open.inodes, sink: sink)
         try dump.each(render: { i, snapshot in
             let view = NamespaceView(label: labels[i], namespace: namespaces[i], state: snapshot.state,
-                                     cookie: snapshot.cookie, peers: peers[i], sections: wanted.sections)
+                                     cookie: snapshot.cookie, peers: peers[i], sections: sections)
             if json {
                 var bytes: [UInt8] = []
-                view.json().write(into: &bytes, pretty: Output.prettyJSON, depth: 1)
+                view.json().write(into: &bytes, pretty: pretty, depth: 1)
                 return bytes
             }
             return Array(view.text().utf8)
@@ -87,11 +94,14 @@ private final class DumpWriter: @unchecked Sendable {
     private var seen = Set<String>()
     private var written = 0
 
-    init(json: Bool, labels: [String], inodes: [UInt64]) {
+    let sink: @Sendable ([UInt8]) -> Void
+
+    init(json: Bool, pretty: Bool, labels: [String], inodes: [UInt64], sink: @escaping @Sendable ([UInt8]) -> Void) {
         self.json = json
         self.labels = labels
         self.inodes = inodes
-        document = json ? Output.JSONObjectStream() : nil
+        self.sink = sink
+        document = json ? Output.JSONObjectStream(pretty: pretty, sink: sink) : nil
     }
 
     func emit(_ i: Int, _ result: Result<[UInt8], any Error>) {
@@ -101,8 +111,8 @@ private final class DumpWriter: @unchecked Sendable {
                 let key = seen.insert(labels[i]).inserted ? labels[i] : "\(labels[i])#\(inodes[i])"
                 document?.member(key, rendered: bytes)
             } else {
-                if written > 0 { Output.write("\n") }
-                Output.write(bytes)
+                if written > 0 { sink(Array("\n".utf8)) }
+                sink(bytes)
             }
             written += 1
         case .failure(let error):

@@ -51,11 +51,14 @@ enum Output {
         private var members: JSONMembers
         private let pretty: Bool
         private var pending: [UInt8] = []
+        /// Where the bytes go: stdout, or a snapshot's file or buffer.
+        private let sink: ([UInt8]) -> Void
 
-        init(pretty: Bool = Output.prettyJSON) {
+        init(pretty: Bool = Output.prettyJSON, sink: @escaping ([UInt8]) -> Void = { Output.write($0) }) {
             pending.reserveCapacity(Self.chunk)
             members = JSONMembers(&pending, pretty: pretty)
             self.pretty = pretty
+            self.sink = sink
         }
 
         private static let chunk = 64 << 10
@@ -75,14 +78,14 @@ enum Output {
 
         private mutating func flushIfFull() {
             guard pending.count >= Self.chunk else { return }
-            Output.write(pending)
+            sink(pending)
             pending.removeAll(keepingCapacity: true)
         }
 
         mutating func end() {
             members.end(&pending)
             pending.append(UInt8(ascii: "\n"))
-            Output.write(pending)
+            sink(pending)
             pending.removeAll()
         }
     }
