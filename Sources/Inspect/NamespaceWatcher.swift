@@ -73,6 +73,9 @@ public final class NamespaceWatcher {
     public var fallbackInterval: Double = 5
     /// Seconds a trigger waits for more of its kind before the census runs (a burst of `ip netns add`).
     public var settle: Double = 0.05
+    /// The monitors' receive buffer in bytes (nil: NetlinkSocket's 1 MiB); tests make it small to force
+    /// an overflow.
+    public var receiveBuffer: Int32?
 
     /// One watched namespace. Only its sockets hold it: no namespace file stays open.
     private final class Watched {
@@ -97,6 +100,7 @@ public final class NamespaceWatcher {
         }
     }
 
+    private var buffer = RouteMonitor.makeBuffer()
     private var watched: [UInt64: Watched] = [:]
     private var byDescriptor: [Int32: UInt64] = [:]
 
@@ -141,10 +145,10 @@ public final class NamespaceWatcher {
                     let relevant = fd == triggers[0] ? directories.drain() : processes.drain()
                     if relevant && censusDue == nil { censusDue = monotonicNanoseconds() + UInt64(settle * 1e9) }
                 } else if fd == triggers[2] {
-                    _ = try? host.read()
+                    _ = try? host.read(using: &buffer)
                     if censusDue == nil { censusDue = monotonicNanoseconds() + UInt64(settle * 1e9) }
                 } else if let inode = byDescriptor[fd], let ns = watched[inode] {
-                    round.append((ns, (try? ns.monitor.read()) ?? [.overrun]))
+                    round.append((ns, (try? ns.monitor.read(using: &buffer)) ?? [.overrun]))
                 }
             }
             // Every namespace's link changes of the round first, so a veth's two ends, announced in two
@@ -184,8 +188,8 @@ public final class NamespaceWatcher {
             entries.append(entry)
         }
         // Subscribed first, then read: a change racing the read is reported after it, never lost.
-        let monitors = handles.enumerated().map { i, handle in
-            Result { try RouteMonitor(in: handle, label: entries[i].reference) }
+        let monitors = try NetlinkSocket.open(inEach: handles, labels: entries.map(\.reference)).map { opened in
+            opened.flatMap { socket in Result { try RouteMonitor(socket: socket, receiveBuffer: receiveBuffer) } }
         }
         let parts: InventoryParts = announce ? [.links, .addresses, .routes, .neighbours] : [.links]
         let snapshots = try Inventory.take(handles, parts: parts)

@@ -3,8 +3,10 @@ import JSONKit
 /// What `nsinspect diff` compares beyond a namespace's configuration.
 public struct DiffOptions: Sendable, Equatable {
     /// Also compare what moves without anyone changing the configuration: link counters (`stats64`),
-    /// ifindex and nsid numbers, namespace inodes, address lifetimes, neighbour confirmation times. Off by
-    /// default, or two snapshots of an idle lab taken a minute apart would never be equal.
+    /// ifindex and nsid numbers, namespace inodes, address lifetimes, neighbour confirmation times, and
+    /// the NOARP entries the kernel makes for multicast groups it joins (ff02::1:ff… when IPv6 solicits,
+    /// on MLD timers seconds after a link comes up). Off by default, or two snapshots of an idle lab
+    /// taken a minute apart would never be equal.
     public var includeVolatile: Bool
     /// Also compare IPv6 link-local (fe80::/10) addresses, routes and neighbours. Off by default: the kernel
     /// makes them for every link with IPv6 on, from a MAC that is new whenever a veth is recreated.
@@ -569,6 +571,14 @@ private struct Comparer {
 
     // MARK: Neighbours
 
+    /// A neighbour entry the kernel keeps for a multicast group (NOARP, ff00::/8 or 224.0.0.0/4).
+    static func isMulticastNoARP(_ n: JSON) -> Bool {
+        guard n["state"]?.arrayValue?.contains(.string("NOARP")) == true, let dst = Read.text(n["dst"]) else { return false }
+        if dst.lowercased().hasPrefix("ff") { return true }
+        guard let first = dst.split(separator: ".").first.flatMap({ Int($0) }) else { return false }
+        return (224...239).contains(first)
+    }
+
     static func neighbourName(_ n: JSON) -> String {
         "\(Read.text(n["dst"]) ?? "?") dev \(Read.text(n["dev"]) ?? "?")"
     }
@@ -584,6 +594,7 @@ private struct Comparer {
                     key: { n in
                         let dst = Read.text(n["dst"])
                         guard options.includeLinkLocal || !Read.isLinkLocal(dst) else { return nil }
+                        guard options.includeVolatile || !Comparer.isMulticastNoARP(n) else { return nil }
                         return "\(Read.text(n["dev"]) ?? "?") \(dst ?? "?")"
                     },
                     whole: { n in Comparer.neighbourName(n) + (Read.text(n["lladdr"]).map { " lladdr \($0)" } ?? "") },

@@ -28,12 +28,26 @@ public final class RouteMonitor: @unchecked Sendable {
     }
 
     private let socket: NetlinkSocket
-    private var buffer = [UInt8](repeating: 0, count: 64 << 10)
 
     /// Subscribes a socket opened in `namespace` (nil: the calling thread's namespace).
-    public init(in namespace: NamespaceHandle?, label: String, groups: [Group] = Group.allCases) throws {
-        socket = try namespace.map { try NetlinkSocket.open(in: $0, label: label) } ?? NetlinkSocket.open(label: label)
+    public convenience init(in namespace: NamespaceHandle?, label: String, groups: [Group] = Group.allCases,
+                            receiveBuffer: Int32? = nil) throws {
+        let socket = try namespace.map { try NetlinkSocket.open(in: $0, label: label) } ?? NetlinkSocket.open(label: label)
+        try self.init(socket: socket, groups: groups, receiveBuffer: receiveBuffer)
+    }
+
+    /// Subscribes `socket` (opened in the namespace to watch, e.g. by `NetlinkSocket.open(inEach:)`, which
+    /// visits many namespaces from one thread). `receiveBuffer` replaces the socket's 1 MiB receive
+    /// buffer (SO_RCVBUFFORCE): a small one makes overflows happen on purpose, in tests.
+    public init(socket: NetlinkSocket, groups: [Group] = Group.allCases, receiveBuffer: Int32? = nil) throws {
+        self.socket = socket
+        let label = socket.label
         let fd = socket.fileDescriptor
+        if var size = receiveBuffer {
+            guard setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw OperationError("watch", label, call: "SO_RCVBUFFORCE", errno: .current)
+            }
+        }
         for group in groups {
             var number = group.rawValue
             guard setsockopt(fd, 270 /* SOL_NETLINK */, NETLINK_ADD_MEMBERSHIP, &number, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
@@ -55,9 +69,13 @@ public final class RouteMonitor: @unchecked Sendable {
         return try NamespaceHandle(adopting: fd, origin: socket.label)
     }
 
+    /// A receive buffer for `read`, one for all the monitors a thread reads: a thousand namespaces with
+    /// 64 KiB each was 64 MB of a watch's 83.
+    public static func makeBuffer() -> [UInt8] { [UInt8](repeating: 0, count: 64 << 10) }
+
     /// Every event queued now, decoded; an overflow comes as `.overrun` where it happened. Messages this
     /// nsinspect cannot decode are skipped (a newer kernel's family, a bridge fdb entry).
-    public func read() throws -> [RouteEvent] {
+    public func read(using buffer: inout [UInt8]) throws -> [RouteEvent] {
         var events: [RouteEvent] = []
         let fd = socket.fileDescriptor
         while true {

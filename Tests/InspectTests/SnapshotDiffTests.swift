@@ -235,6 +235,18 @@ struct SnapshotDiffTests {
         ])
     }
 
+    /// The kernel's own NOARP entries for the multicast groups a link joins appear seconds after it comes
+    /// up (MLD timers): noise unless volatile fields are asked for; a unicast NOARP entry still counts.
+    @Test func multicastNoARPNeighboursAreVolatile() throws {
+        var b = Router()
+        b.neighbours.append(#"{"dst":"ff02::1:ff00:1","dev":"e0","lladdr":"33:33:ff:00:00:01","state":["NOARP"]}"#)
+        b.neighbours.append(#"{"dst":"224.0.0.22","dev":"e0","lladdr":"01:00:5e:00:00:16","state":["NOARP"]}"#)
+        #expect(try diff(Router(), b).isEmpty)
+        #expect(entries(try diff(Router(), b, DiffOptions(includeVolatile: true))).count == 2)
+        b.neighbours.append(#"{"dst":"10.0.1.9","dev":"e0","lladdr":"02:00:00:00:09:01","state":["NOARP"]}"#)
+        #expect(entries(try diff(Router(), b)) == [entry(.neighbour, .added, "10.0.1.9 dev e0 lladdr 02:00:00:00:09:01")])
+    }
+
     @Test func linksComeFirstThenAddressesRoutesAndNeighbours() throws {
         var b = Router()
         b.neighbours = []
