@@ -65,8 +65,17 @@ struct ListCommand: NSCommand {
             withInterfaces = false
             facts.stopReadingInterfaces()
         }
-        facts.add(census.namespaces.filter { !facts.isQueued($0.id.inode) }.compactMap { try? census.open($0, quick: true) })
-        let found = facts.finish()
+        let found: [UInt64: NamespaceFacts]
+        if withInterfaces {
+            facts.add(census.namespaces.filter { !facts.isQueued($0.id.inode) }.compactMap { try? census.open($0, quick: true) })
+            found = facts.finish()
+        } else {
+            // Only nsids are left to ask: by pid where a process lives in the namespace, without
+            // opening it, and only until every assigned id is found.
+            let early = facts.finish()
+            let rest = census.namespaces.filter { early[$0.id.inode]?.nsid == nil }
+            found = early.merging(NamespaceFacts.nsids(of: rest, census: census)) { first, _ in first }
+        }
         if common.json {
             Output.json(ListRendering.json(census, facts: found))
         } else {
