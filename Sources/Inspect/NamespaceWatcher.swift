@@ -73,6 +73,9 @@ public final class NamespaceWatcher {
     public var fallbackInterval: Double = 5
     /// Seconds a trigger waits for more of its kind before the census runs (a burst of `ip netns add`).
     public var settle: Double = 0.05
+    /// Seconds at least between two censuses: on a host that execs all the time (a build, a CI runner)
+    /// the proc connector would otherwise ask for one every `settle`, each a /proc walk.
+    public var minimumGap: Double = 0.25
     /// The monitors' receive buffer in bytes (nil: NetlinkSocket's 1 MiB); tests make it small to force
     /// an overflow.
     public var receiveBuffer: Int32?
@@ -128,7 +131,12 @@ public final class NamespaceWatcher {
         ready()
         let deadline = duration.map { monotonicNanoseconds() + UInt64($0 * 1e9) }
         var censusDue: UInt64? = nil
-        var nextFallback = monotonicNanoseconds() + UInt64(fallbackInterval * 1e9)
+        var lastCensus = monotonicNanoseconds()
+        var nextFallback = lastCensus + UInt64(fallbackInterval * 1e9)
+        /// When a trigger's census may run: after `settle`, and not sooner than `minimumGap` after the last.
+        func due() -> UInt64 {
+            max(monotonicNanoseconds() + UInt64(settle * 1e9), lastCensus + UInt64(minimumGap * 1e9))
+        }
         while !StopRequest.isRequested {
             let now = monotonicNanoseconds()
             if let deadline, now >= deadline { return }
@@ -143,10 +151,10 @@ public final class NamespaceWatcher {
                 let fd = entry.fd
                 if fd == triggers[0] || fd == triggers[1] {
                     let relevant = fd == triggers[0] ? directories.drain() : processes.drain()
-                    if relevant && censusDue == nil { censusDue = monotonicNanoseconds() + UInt64(settle * 1e9) }
+                    if relevant && censusDue == nil { censusDue = due() }
                 } else if fd == triggers[2] {
                     _ = try? host.read(using: &buffer)
-                    if censusDue == nil { censusDue = monotonicNanoseconds() + UInt64(settle * 1e9) }
+                    if censusDue == nil { censusDue = due() }
                 } else if let inode = byDescriptor[fd], let ns = watched[inode] {
                     round.append((ns, (try? ns.monitor.read(using: &buffer)) ?? [.overrun]))
                 }
@@ -162,6 +170,7 @@ public final class NamespaceWatcher {
                 censusDue = nil
                 nextFallback = after + UInt64(fallbackInterval * 1e9)
                 census = try Census.scan(options)
+                lastCensus = monotonicNanoseconds()
                 if !(try update(census, selection: selection, announce: true, emit: emit)) { return }
             } else if censusDue == nil && after >= nextFallback {
                 censusDue = after
