@@ -105,7 +105,10 @@ public final class NamespaceWatcher {
 
     private var buffer = RouteMonitor.makeBuffer()
     private var watched: [UInt64: Watched] = [:]
-    private var byDescriptor: [Int32: UInt64] = [:]
+    private var byDescriptor: [Int32: UInt64] = [:] { didSet { descriptors = nil } }
+    /// The monitors' descriptors for poll, made again only when a namespace comes or goes (sorting a
+    /// thousand keys on every wake-up was work done per event).
+    private var descriptors: [Int32]?
 
     public init(references: [String], kinds: Set<WatchKind> = Set(WatchKind.allCases), options: CensusOptions = CensusOptions()) throws {
         self.references = references
@@ -143,7 +146,8 @@ public final class NamespaceWatcher {
             var wake = min(censusDue ?? nextFallback, nextFallback)
             if let deadline { wake = min(wake, deadline) }
             let timeout = Int32(clamping: wake > now ? (wake - now) / 1_000_000 + 1 : 0)
-            var fds = (triggers + byDescriptor.keys.sorted()).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if descriptors == nil { descriptors = byDescriptor.keys.sorted() }
+            var fds = (triggers + descriptors!).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 && errno != EINTR { throw OperationError("watch", "namespaces", call: "poll", errno: .current) }
             var round: [(Watched, [RouteEvent])] = []

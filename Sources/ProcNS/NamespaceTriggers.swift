@@ -33,6 +33,8 @@ public final class DirectoryWatch: @unchecked Sendable {
 /// namespace until it unshares, and then it usually execs).
 public final class ProcessEvents: @unchecked Sendable {
     public let fileDescriptor: Int32
+    /// Kept between drains: on a busy host they come with every exec.
+    private var buffer = [UInt8](repeating: 0, count: 8192)
 
     public init() throws(OperationError) {
         fileDescriptor = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
@@ -75,7 +77,6 @@ public final class ProcessEvents: @unchecked Sendable {
     /// among it.
     public func drain() -> Bool {
         var relevant = false
-        var buffer = [UInt8](repeating: 0, count: 8192)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if n < 0 {

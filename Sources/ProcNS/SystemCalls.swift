@@ -161,6 +161,15 @@ public enum TextFile {
             throw OperationError(operation, path, e == .ENOENT ? "no such file" : "cannot read: \(e)", errno: e)
         }
     }
+
+    /// The bytes of a user's file, or of stdin for `-` (a snapshot `diff` reads), with the same errors.
+    public static func bytes(_ path: String, operation: String = "", limit: Int = 1 << 30) throws(OperationError) -> [UInt8] {
+        switch path == "-" ? Sys.readAll(0, limit: limit) : Sys.readFile(path, limit: limit) {
+        case .success(let bytes): return bytes
+        case .failure(let e):
+            throw OperationError(operation, path, e == .ENOENT ? "no such file" : "cannot read: \(e)", errno: e)
+        }
+    }
 }
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: the clock bpf_ktime_get_ns uses, so probe send times

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import JSONKit
+import ProcNS
 
 /// Where command output goes: stdout for results, stderr for warnings and errors (docs/design.md).
 enum Output {
@@ -90,16 +91,20 @@ enum Output {
         }
     }
 
-    fileprivate static func writeAll(_ fd: Int32, _ buffer: UnsafeBufferPointer<UInt8>) {
+    /// Writes all of `buffer`; the error that stopped it, if any. Output to stdout ignores it (EPIPE:
+    /// the reader left early, e.g. `| head`, and there is nothing left to do); a snapshot file does not.
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ buffer: UnsafeBufferPointer<UInt8>) -> Errno? {
         var offset = 0
         while offset < buffer.count {
             let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                return // EPIPE (output closed early, e.g. `| head`): nothing left to do
+                return .current
             }
             offset += n
         }
+        return nil
     }
 
     enum Style: String {

@@ -93,16 +93,7 @@ struct SnapshotCommand: NSCommand {
 
         func write(_ bytes: [UInt8]) {
             guard failure == nil else { return }
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = .current
-                    return
-                }
-                offset += n
-            }
+            failure = bytes.withUnsafeBufferPointer { Output.writeAll(fd, $0) }
         }
     }
 }
@@ -165,18 +156,7 @@ struct DiffCommand: NSCommand {
 
     /// A snapshot file (or stdin), parsed; errors name the file.
     static func read(_ path: String) throws -> JSON {
-        let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw OperationError("diff", path, call: "open", errno: .current) }
-        defer { if fd != 0 { close(fd) } }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw OperationError("diff", path, call: "read", errno: .current) }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
+        let bytes = try TextFile.bytes(path, operation: "diff")
         do {
             return try JSON.parse(bytes)
         } catch {
