@@ -11,10 +11,16 @@ public struct DiffOptions: Sendable, Equatable {
     /// Also compare IPv6 link-local (fe80::/10) addresses, routes and neighbours. Off by default: the kernel
     /// makes them for every link with IPv6 on, from a MAC that is new whenever a veth is recreated.
     public var includeLinkLocal: Bool
+    /// The first document is a declaration (`LabDeclaration`), not a snapshot: a member it leaves out
+    /// matches anything, routes match on what it states (an unset metric or device matches any), and what
+    /// it does not declare is extra only where a namespace says it declares everything (`declares_all`):
+    /// links, routes the kernel did not make, and global addresses on declared links.
+    public var declared: Bool
 
-    public init(includeVolatile: Bool = false, includeLinkLocal: Bool = false) {
+    public init(includeVolatile: Bool = false, includeLinkLocal: Bool = false, declared: Bool = false) {
         self.includeVolatile = includeVolatile
         self.includeLinkLocal = includeLinkLocal
+        self.declared = declared
     }
 }
 
@@ -366,7 +372,7 @@ private struct Comparer {
             let list = (space.body[Key.namespace]?["names"]?.arrayValue ?? []).compactMap(\.stringValue).sorted()
             return list.isEmpty ? nil : list.joined(separator: ",")
         }
-        var fields = Comparer.change("names", names(x), names(y)).map { [$0] } ?? []
+        var fields = options.declared ? [] : Comparer.change("names", names(x), names(y)).map { [$0] } ?? []
         // A namespace recreated under its name has a new inode: volatile, as after every reboot.
         if options.includeVolatile, let c = Comparer.change("ns", x.inode.map { String($0) }, y.inode.map { String($0) }) { fields.append(c) }
         if !fields.isEmpty { out.append(Entry(object: .namespace, action: .changed, identity: y.label, fields: fields)) }
@@ -374,6 +380,13 @@ private struct Comparer {
         func both(_ key: String) -> ([JSON], [JSON])? {
             guard let l = x.body[key]?.arrayValue, let m = y.body[key]?.arrayValue else { return nil }
             return (l, m)
+        }
+        if options.declared {
+            let all = x.body[LabDeclaration.ownsAll]?.boolValue == true
+            if case let (l, m)? = both(Key.links) { out += links(l, m, extras: all) }
+            if case let (l, m)? = both(Key.addresses) { out += declaredAddresses(l, m) }
+            if case let (l, m)? = both(Key.routes) { out += declaredRoutes(l, m, extras: all) }
+            return out
         }
         if case let (l, m)? = both(Key.links) { out += links(l, m) }
         if case let (l, m)? = both(Key.addresses) { out += addresses(l, m) }
@@ -386,8 +399,13 @@ private struct Comparer {
         old == new ? nil : FieldChange(field: field, old: old, new: new)
     }
 
+    /// Against a declaration, only the fields it states.
     func differences(_ x: JSON, _ y: JSON, _ fields: [Field]) -> [FieldChange] {
-        fields.compactMap { Comparer.change($0.name, $0.value(x), $0.value(y)) }
+        fields.compactMap { field in
+            let old = field.value(x)
+            if options.declared && old == nil { return nil }
+            return Comparer.change(field.name, old, field.value(y))
+        }
     }
 
     /// Volatile values, leaf by leaf, in the new object's order, when the options ask for them.
@@ -404,8 +422,10 @@ private struct Comparer {
 
     /// Pairs objects by key (nil: not compared) and reports each difference once: added and changed in
     /// the new list's order, then removed in the old one's. A key seen twice gets "#2" so nothing is lost.
+    /// `extra`: whether an object only the new list has is reported (a declaration leaves some out).
     func pair<T>(_ object: SnapshotDiff.ObjectKind, _ old: [T], _ new: [T], key: (T) -> String?,
-                 whole: (T) -> String, name: (T) -> String, fields: (T, T) -> [FieldChange]) -> [Entry] {
+                 whole: (T) -> String, name: (T) -> String, extra: (T) -> Bool = { _ in true },
+                 fields: (T, T) -> [FieldChange]) -> [Entry] {
         func keyed(_ items: [T]) -> [(String, T)] {
             var seen: [String: Int] = [:]
             return items.compactMap { item in
@@ -421,7 +441,7 @@ private struct Comparer {
         var kept = Set<String>()
         for (k, item) in after {
             guard let previous = byKey[k] else {
-                entries.append(Entry(object: object, action: .added, identity: whole(item)))
+                if extra(item) { entries.append(Entry(object: object, action: .added, identity: whole(item))) }
                 continue
             }
             kept.insert(k)
@@ -454,14 +474,14 @@ private struct Comparer {
          ("peer.ifindex", Read.peer(link)?["ifindex"]), ("stats64", link["stats64"])]
     }
 
-    func links(_ old: [JSON], _ new: [JSON]) -> [Entry] {
+    func links(_ old: [JSON], _ new: [JSON], extras: Bool = true) -> [Entry] {
         pair(.link, old, new, key: { Read.text($0["ifname"]) },
              whole: { l in (Read.text(l["ifname"]) ?? "?") + (Read.text(l["linkinfo"]?["info_kind"]).map { " (\($0))" } ?? "") },
-             name: { Read.text($0["ifname"]) ?? "?" },
+             name: { Read.text($0["ifname"]) ?? "?" }, extra: { _ in extras },
              fields: { x, y in
                  var changes = differences(x, y, Comparer.linkFields)
                  let p = Read.peer(x), q = Read.peer(y)
-                 if !samePeer(p, q) { changes.append(FieldChange(field: "peer", old: Read.peerText(p), new: Read.peerText(q))) }
+                 if !(options.declared && p == nil) && !samePeer(p, q) { changes.append(FieldChange(field: "peer", old: Read.peerText(p), new: Read.peerText(q))) }
                  return changes + volatile(Comparer.linkVolatile(x), Comparer.linkVolatile(y))
              })
     }
@@ -503,6 +523,22 @@ private struct Comparer {
                         differences(x.info, y.info, fields)
                             + volatile(lifetimes.map { ($0, x.info[$0]) }, lifetimes.map { ($0, y.info[$0]) })
                     })
+    }
+
+    /// Against a declaration: the declared addresses of each declared link, and any other global address
+    /// on those links (one the kernel or a router advertisement made, with a narrower scope, is not the file's).
+    func declaredAddresses(_ old: [JSON], _ new: [JSON]) -> [Entry] {
+        let devices = Set(old.compactMap { Read.text($0["ifname"]) })
+        let live = new.filter { Read.text($0["ifname"]).map(devices.contains) ?? false }
+        func flat(_ links: [JSON]) -> [Address] {
+            links.flatMap { l in (l["addr_info"]?.arrayValue ?? []).map { Address(dev: Read.text(l["ifname"]) ?? "?", info: $0) } }
+        }
+        return pair(.address, flat(old), flat(live),
+                    key: { "\($0.dev) \(Read.text($0.info["family"]) ?? "") \(Comparer.prefix($0.info))" },
+                    whole: { "\(Comparer.prefix($0.info)) on \($0.dev)" },
+                    name: { "\(Comparer.prefix($0.info)) on \($0.dev)" },
+                    extra: { Read.text($0.info["scope"]) == "global" },
+                    fields: { _, _ in [] })
     }
 
     // MARK: Routes
@@ -567,6 +603,56 @@ private struct Comparer {
              whole: { Comparer.routeText($0, whole: true) },
              name: { Comparer.routeText($0, whole: false) },
              fields: { x, y in differences(x, y, Comparer.routeFields) })
+    }
+
+    /// Against a declaration, each declared route is found by what it states (a route keeps the metric
+    /// and device the kernel gave it when the file sets none). A declared route that only its destination
+    /// finds (same family, table and destination, and metric if declared) is changed; one nothing finds is
+    /// missing. Extra, where the namespace is the lab's: a route in the main table the kernel did not make.
+    func declaredRoutes(_ old: [JSON], _ new: [JSON], extras: Bool) -> [Entry] {
+        func sameFamily(_ a: JSON, _ b: JSON) -> Bool {
+            let f = Read.text(a["family"]) ?? Comparer.family(a), g = Comparer.family(b)
+            return f.isEmpty || g.isEmpty || f == g
+        }
+        func located(_ declared: JSON, _ route: JSON) -> Bool {
+            guard Read.text(declared["dst"]) == Read.text(route["dst"]), Read.table(declared) == Read.table(route),
+                  sameFamily(declared, route) else { return false }
+            if let metric = Read.text(declared["metric"]), metric != Read.text(route["metric"]) { return false }
+            return true
+        }
+        let fields = [Field("type") { Read.text($0["type"]) ?? "unicast" }, Field("dev"),
+                      // A gateway that is one of several next hops is the declared one.
+                      Field("gateway") { route in
+                          let hops = (route["nexthops"]?.arrayValue ?? []).compactMap { Read.text($0["gateway"]) }
+                          return Read.text(route["gateway"]) ?? (hops.isEmpty ? nil : hops.joined(separator: ","))
+                      }]
+        func differs(_ declared: JSON, _ route: JSON) -> [FieldChange] {
+            differences(declared, route, fields).filter { change in
+                // A multipath route has the declared gateway when any next hop does.
+                !(change.field == "gateway" && change.new?.split(separator: ",").contains { $0 == change.old ?? "" } == true)
+            }
+        }
+        var used = Set<Int>()
+        var entries: [Entry] = []
+        for declared in old {
+            let candidates = new.indices.filter { !used.contains($0) && located(declared, new[$0]) }
+            if let exact = candidates.first(where: { differs(declared, new[$0]).isEmpty }) {
+                used.insert(exact)
+            } else if let near = candidates.first {
+                used.insert(near)
+                entries.append(Entry(object: .route, action: .changed, identity: Comparer.routeText(new[near], whole: false),
+                                     fields: differs(declared, new[near])))
+            } else {
+                entries.append(Entry(object: .route, action: .removed, identity: Comparer.routeText(declared, whole: true)))
+            }
+        }
+        guard extras else { return entries }
+        for (i, route) in new.enumerated() where !used.contains(i) {
+            guard Read.table(route) == "main", Read.text(route["protocol"]) != "kernel" else { continue }
+            if !options.includeLinkLocal && Read.isLinkLocal(Read.text(route["dst"])) { continue }
+            entries.append(Entry(object: .route, action: .added, identity: Comparer.routeText(route, whole: true)))
+        }
+        return entries
     }
 
     // MARK: Neighbours

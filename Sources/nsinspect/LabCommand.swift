@@ -138,7 +138,13 @@ struct LabStatus: NSCommand {
         try requireCapabilities([.sysAdmin], for: "lab status")
         let builder = LabBuilder(spec: spec)
         let presences = builder.presences()
-        let drift = try builder.status(presences: presences)
+        var drift = try builder.status(presences: presences)
+        // Links, addresses and routes: a snapshot of the lab's namespaces that are there and of the host,
+        // against the file written as a snapshot, compared as `diff` compares two.
+        let present = presences.filter { $0.presence == .ours }.map(\.name)
+        let live = try SnapshotDocument.now(LabDeclaration.references(present: present))
+        let difference = try SnapshotDiff.compare(LabDeclaration.document(spec), live, options: DiffOptions(declared: true))
+        drift += LabDeclaration.drift(difference)
         if common.json {
             var o = JSONObjectBuilder()
             o.add("lab", spec.name)

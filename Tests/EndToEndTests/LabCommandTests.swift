@@ -221,6 +221,54 @@ struct LabCommandTests {
         #expect(lab.footprint.leftovers(since: lab.before).isEmpty, "\(lab.footprint.leftovers(since: lab.before))")
     }
 
+    /// Drift is the diff of the file, written as a snapshot, against a snapshot of the lab: each change
+    /// made by hand with `ip` is one drift entry of its kind, and nothing else is reported.
+    @Test func eachChangeByHandIsOneDriftEntry() throws {
+        let scratch = Scratch("ldrift")
+        let lab = try TestLab(scratch, yaml: TestLab.chain)
+        defer { lab.finish() }
+        let up = nsinspect("lab", "up", lab.file)
+        try #require(up.succeeded, "\(up)")
+        let (a, b, c) = (lab.names.ns("a"), lab.names.ns("b"), lab.names.ns("c"))
+        let net = { (i: Int) in lab.names.net(i) }
+        let clean = nsinspect("lab", "status", lab.file, "--json")
+        #expect(clean.succeeded && clean.stdout.contains("\"matches\":true"), "\(clean)")
+
+        // Each change leaves the others' routes alone: a link set down or an address removed takes the
+        // routes through it away, so those are on links no declared route uses.
+        try Shell.must("ip", "-n", a, "route", "append", "\(net(2)).0/24", "via", "\(net(1)).20", "dev", "e1", "metric", "7")
+        try Shell.must("ip", "-n", a, "addr", "del", "\(net(0)).10/24", "dev", "eth0")
+        try Shell.must("ip", "-n", b, "link", "set", "e1", "down")
+        try Shell.must("ip", "-n", b, "link", "add", "stray0", "type", "veth", "peer", "name", "stray1")
+        try Shell.must("ip", "netns", "exec", b, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        try Shell.must("ip", "-n", c, "addr", "add", "\(net(2)).99/24", "dev", "eth0")
+        try Shell.must("ip", "-n", c, "route", "del", "default")
+        try Shell.must("ip", "-n", c, "route", "add", "10.254.0.0/16", "via", "\(net(2)).1")
+
+        let status = nsinspect("lab", "status", lab.file, "--json")
+        #expect(status.status == 1, "\(status)")
+        let drift = (try? Shell.json(status.stdout) as? [String: Any])?["drift"] as? [[String: Any]] ?? []
+        let lines = drift.map { "\($0["kind"] as? String ?? "?") \($0["what"] as? String ?? "?")" }.sorted()
+        let expected = [
+            "extra route \(net(2)).0/24 via \(net(1)).20 dev e1 table main metric 7 in \(a)",
+            "missing address \(net(0)).10/24 on eth0 in \(a)",
+            "changed link \(b):e1",
+            "extra link \(b):stray0 (veth)",
+            "extra link \(b):stray1 (veth)",
+            "changed net.ipv4.ip_forward in \(b)",
+            "extra address \(net(2)).99/24 on eth0 in \(c)",
+            "missing route default via \(net(2)).1 table main in \(c)",
+            "extra route 10.254.0.0/16 via \(net(2)).1 dev eth0 table main in \(c)",
+        ].sorted()
+        #expect(lines == expected, "\(status)")
+        let link = drift.first { $0["what"] as? String == "link \(b):e1" }
+        #expect(link?["detail"] as? String == "admin down (the file says up)", "\(status)")
+
+        let down = nsinspect("lab", "down", lab.file)
+        #expect(down.succeeded, "\(down)")
+        #expect(lab.footprint.leftovers(since: lab.before).isEmpty, "\(lab.footprint.leftovers(since: lab.before))")
+    }
+
     // MARK: Repeated commands and exec
 
     @Test func upTwiceChangesNothingDownTwiceSaysSoAndExecRunsInside() throws {

@@ -277,4 +277,51 @@ struct SnapshotDiffTests {
         #expect(refusal(good, version2) == SnapshotError(document: .second, reason: .unsupportedVersion("2")))
         #expect(refusal(good, version2)?.description == "second snapshot: version 2 is not one this nsinspect reads (1)")
     }
+
+    // MARK: Against a declaration (lab status)
+
+    /// A declaration of router1 written as LabDeclaration writes one: only what a lab file states.
+    private func declaration(_ routes: [String], all: Bool = true, mtu: String = "") throws -> JSON {
+        try snapshot([("router1", """
+            {"namespace":{"reference":"router1","names":["router1"]},"declares_all":\(all),\
+            "links":[{"ifname":"lo"},{"ifname":"e0","flags":["UP"],\(mtu)"linkinfo":{"info_kind":"veth"},\
+            "peer":{"ifname":"e0","netns":"web"}}],\
+            "addrs":[{"ifname":"e0","addr_info":[{"family":"inet","local":"10.0.1.1","prefixlen":24}]}],\
+            "routes":[\(routes.joined(separator: ","))]}
+            """), ("web", #"{"namespace":{"reference":"web","names":["web"]},"declares_all":true,"links":[{"ifname":"e0"}]}"#)])
+    }
+
+    @Test func unsetMembersOfADeclarationMatchAnything() throws {
+        let declared = try declaration([#"{"dst":"10.0.3.0/24","family":"inet","gateway":"10.0.1.2"}"#])
+        var live = Router()
+        live.mtu = 9000
+        // The kernel's IPv6 link-local and local-table routes and the link-local address are not the file's.
+        let d = try SnapshotDiff.compare(declared, snapshot(live), options: DiffOptions(declared: true))
+        #expect(d.isEmpty, "\(d.text())")
+        let pinned = try declaration([#"{"dst":"10.0.3.0/24","family":"inet","gateway":"10.0.1.2"}"#], mtu: #""mtu":1500,"#)
+        let e = try SnapshotDiff.compare(pinned, snapshot(live), options: DiffOptions(declared: true))
+        #expect(entries(e) == [entry(.link, .changed, "e0", [field("mtu", "1500", "9000")])])
+    }
+
+    @Test func declaredRoutesAreFoundByWhatTheyStateAndTheRestIsExtra() throws {
+        let declared = try declaration([
+            #"{"dst":"10.0.3.0/24","family":"inet","gateway":"10.0.1.9"}"#,
+            #"{"dst":"10.0.4.0/24","family":"inet","gateway":"10.0.1.2","metric":5}"#,
+        ])
+        var live = Router()
+        live.routes.append(#"{"dst":"10.0.4.0/24","dev":"e0","protocol":"static","metric":5,"nexthops":[{"gateway":"10.0.1.3","dev":"e0"},{"gateway":"10.0.1.2","dev":"e0"}],"flags":[]}"#)
+        live.routes.append(#"{"dst":"10.0.5.0/24","gateway":"10.0.1.2","dev":"e0","flags":[]}"#)
+        live.addresses.append(#"{"family":"inet","local":"10.0.1.7","prefixlen":24,"scope":"global"}"#)
+        let d = try SnapshotDiff.compare(declared, snapshot(live), options: DiffOptions(declared: true))
+        #expect(entries(d) == [
+            entry(.address, .added, "10.0.1.7/24 on e0"),
+            // Found by destination, with another gateway: one changed route.
+            entry(.route, .changed, "10.0.3.0/24 table main", [field("gateway", "10.0.1.9", "10.0.1.2")]),
+            entry(.route, .added, "10.0.5.0/24 via 10.0.1.2 dev e0 table main"),
+        ])
+        // Where the file does not declare everything (the host), nothing undeclared is extra.
+        let host = try declaration([#"{"dst":"10.0.3.0/24","family":"inet","gateway":"10.0.1.2"}"#], all: false)
+        let h = try SnapshotDiff.compare(host, snapshot(live), options: DiffOptions(declared: true))
+        #expect(entries(h) == [entry(.address, .added, "10.0.1.7/24 on e0")])
+    }
 }
