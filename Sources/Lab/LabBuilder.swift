@@ -97,9 +97,14 @@ public final class LabBuilder {
         case alreadyUp
     }
 
+    /// The lab's namespaces as `presences()` finds them.
+    public typealias Presences = [(name: String, presence: Presence, handle: NamespaceHandle?)]
+
     /// Builds the lab. A lab that is already up is left as it is. If a step fails, everything this run
     /// made is removed again and the error names the step.
-    public func up() throws -> UpResult {
+    /// `drift`: how a lab that is up is compared with the file; `status` by default, which leaves links,
+    /// addresses and routes to the caller (`lab status` compares those through a snapshot diff).
+    public func up(drift: ((Presences) throws -> [LabDrift])? = nil) throws -> UpResult {
         let existing = presences()
         for entry in existing {
             if case .foreign(let reason) = entry.presence { throw OperationError("lab up", spec.name, reason) }
@@ -115,7 +120,7 @@ public final class LabBuilder {
         }
         let ours = existing.filter { $0.presence == .ours }
         if !ours.isEmpty {
-            let drift = try status(presences: existing)
+            let drift = try drift?(existing) ?? status(presences: existing)
             if ours.count == existing.count && drift.isEmpty { return .alreadyUp }
             let missing = existing.filter { $0.presence == .absent }.map(\.name)
             let differences = "\(drift.count) difference\(drift.count == 1 ? "" : "s") from the file (`nsinspect lab status` lists them)"

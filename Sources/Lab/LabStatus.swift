@@ -28,7 +28,7 @@ extension LabBuilder {
     /// as `nsinspect diff` compares two snapshots. Read over netlink and /proc/sys; nothing is changed.
     /// `presences`: the lab's namespaces as the caller already found them (`up` and `lab status` need
     /// them too), so each namespace's mark is asked once.
-    public func status(presences found: [(name: String, presence: Presence, handle: NamespaceHandle?)]? = nil) throws -> [LabDrift] {
+    public func status(presences found: Presences? = nil) throws -> [LabDrift] {
         var drift: [LabDrift] = []
         var handles: [LabPlace: NamespaceHandle] = [:]
         for entry in found ?? presences() {

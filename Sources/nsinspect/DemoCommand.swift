@@ -54,7 +54,7 @@ struct DemoCommand: NSCommand {
         func checkInterrupt() throws { if StopRequest.isRequested { throw ExitCode(130) } }
 
         heading(1, "lab up", "Four namespaces and three veth pairs, built over netlink from a lab file:\nhost1 eth0 ── e1 router1 e0 ── e0 router2 e1 ── eth0 host2; forwarding on in both routers.")
-        _ = try builder.up()
+        _ = try builder.up(drift: { try LabStatus.drift(builder, $0) })
         Output.line("built \(spec.namespaces.count) namespaces and \(spec.veths.count) veth pairs")
         try checkInterrupt()
 

@@ -82,7 +82,7 @@ struct LabUp: NSCommand {
         builder.progress = { done, total, step in progress.update(done, total, step.description) }
         let started = monotonicNanoseconds()
         defer { progress.finish() }
-        switch try builder.up() {
+        switch try builder.up(drift: { try LabStatus.drift(builder, $0) }) {
         case .alreadyUp:
             progress.finish()
             Output.line("lab \(spec.name) is already up; nothing changed")
@@ -138,13 +138,7 @@ struct LabStatus: NSCommand {
         try requireCapabilities([.sysAdmin], for: "lab status")
         let builder = LabBuilder(spec: spec)
         let presences = builder.presences()
-        var drift = try builder.status(presences: presences)
-        // Links, addresses and routes: a snapshot of the lab's namespaces that are there and of the host,
-        // against the file written as a snapshot, compared as `diff` compares two.
-        let present = presences.filter { $0.presence == .ours }.map(\.name)
-        let live = try SnapshotDocument.now(LabDeclaration.references(present: present))
-        let difference = try SnapshotDiff.compare(LabDeclaration.document(spec), live, options: DiffOptions(declared: true))
-        drift += LabDeclaration.drift(difference)
+        let drift = try Self.drift(builder, presences)
         if common.json {
             var o = JSONObjectBuilder()
             o.add("lab", spec.name)
@@ -169,6 +163,19 @@ struct LabStatus: NSCommand {
             }
         }
         if !drift.isEmpty { throw ExitCode(1) }
+    }
+}
+
+extension LabStatus {
+    /// Everything that differs between the file and the machine: what `LabBuilder.status` checks
+    /// (presence, host marks, sysctls), then links, addresses and routes from a snapshot of the lab's
+    /// namespaces that are there and of the host, diffed against the file written as a snapshot.
+    static func drift(_ builder: LabBuilder, _ presences: LabBuilder.Presences) throws -> [LabDrift] {
+        let drift = try builder.status(presences: presences)
+        let present = presences.filter { $0.presence == .ours }.map(\.name)
+        let live = try SnapshotDocument.now(LabDeclaration.references(present: present))
+        let difference = try SnapshotDiff.compare(LabDeclaration.document(builder.spec), live, options: DiffOptions(declared: true))
+        return drift + LabDeclaration.drift(difference)
     }
 }
 

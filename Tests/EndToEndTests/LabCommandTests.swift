@@ -263,6 +263,9 @@ struct LabCommandTests {
         #expect(lines == expected, "\(status)")
         let link = drift.first { $0["what"] as? String == "link \(b):e1" }
         #expect(link?["detail"] as? String == "admin down (the file says up)", "\(status)")
+        // `up` on a lab that is up compares it the same way before refusing.
+        let again = nsinspect("lab", "up", lab.file)
+        #expect(again.status != 0 && again.stderr.contains("lab is up but differs from the file: \(expected.count) differences"), "\(again)")
 
         let down = nsinspect("lab", "down", lab.file)
         #expect(down.succeeded, "\(down)")
