@@ -124,9 +124,11 @@ public final class NamespaceWatcher {
     /// every namespace found at the start is subscribed.
     public func run(duration: Double?, ready: () -> Void, emit: (WatchEvent) -> Bool) throws {
         let directories = try DirectoryWatch([options.netnsDirectory, "/run/netns", "/run/docker/netns", "/var/run/docker/netns"])
-        let processes = try ProcessEvents()
+        // The proc connector answers only in the initial network namespace (ECONNREFUSED elsewhere): a
+        // watch started inside another namespace goes on with inotify, RTNLGRP_NSID and the 5 s census.
+        let processes = try? ProcessEvents()
         let host = try RouteMonitor(in: nil, label: "host", groups: [.nsid])
-        let triggers = [directories.fileDescriptor, processes.fileDescriptor, host.fileDescriptor]
+        let triggers = [directories.fileDescriptor, processes?.fileDescriptor ?? -1, host.fileDescriptor]
         var census = try Census.scan(options)
         let selection: Set<UInt64>? = references.isEmpty ? nil
             : Set(try references.map { try census.select(NamespaceReference.parse($0)).id.inode })
@@ -154,7 +156,7 @@ public final class NamespaceWatcher {
             for entry in fds where n > 0 && entry.revents != 0 {
                 let fd = entry.fd
                 if fd == triggers[0] || fd == triggers[1] {
-                    let relevant = fd == triggers[0] ? directories.drain() : processes.drain()
+                    let relevant = fd == triggers[0] ? directories.drain() : processes?.drain() ?? false
                     if relevant && censusDue == nil { censusDue = due() }
                 } else if fd == triggers[2] {
                     _ = try? host.read(using: &buffer)

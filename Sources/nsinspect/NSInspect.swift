@@ -17,7 +17,7 @@ struct NSInspect: ParsableCommand {
             nspawn:MACHINE, mininet:h1, or host.
             """,
         version: NSInspect.version,
-        subcommands: [DemoCommand.self, ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, PathCommand.self, TraceCommand.self, LabCommand.self, SnapshotCommand.self, DiffCommand.self, WatchCommand.self, ConntrackCommand.self, NatcheckCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self]
+        subcommands: [DemoCommand.self, ListCommand.self, ShowCommand.self, DumpCommand.self, GraphCommand.self, PathCommand.self, TraceCommand.self, LabCommand.self, SnapshotCommand.self, DiffCommand.self, WatchCommand.self, ConntrackCommand.self, NatcheckCommand.self, AdoptCommand.self, ForgetCommand.self, ExecCommand.self, ServeCommand.self]
     )
 
     static let version = "0.1.0"
