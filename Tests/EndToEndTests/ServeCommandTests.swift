@@ -268,6 +268,20 @@ struct ServeCommandTests {
         let with = try server.request("/api/adopt?ns=pid:\(pid)&name=\(name)", method: "POST", headers: ["Authorization: Bearer \(token)"])
         #expect(with.status == 200, "\(with) token \(token) stderr \(server.stderr)")
         #expect(NetnsDirectory.inode(name) == Scratch.namespaceInode(pid: pid), "adopt through the API named another namespace")
+
+        // A lab brought up and down through the API, with the token.
+        let lab = try TestLab(scratch, yaml: TestLab.chain)
+        defer { lab.finish() }
+        let refused = try server.request("/api/lab/up?file=\(lab.file)", method: "POST")
+        #expect(refused.status == 401 && lab.footprint.present().isEmpty, "\(refused)")
+        let up = try server.request("/api/lab/up?file=\(lab.file)", method: "POST", headers: ["Authorization: Bearer \(token)"])
+        #expect(up.status == 200 && up.body.contains("is up"), "\(up)")
+        #expect(lab.footprint.namespaces.allSatisfy(NetnsDirectory.exists), "\(lab.footprint.present())")
+        let status = nsinspect("lab", "status", lab.file)
+        #expect(status.succeeded, "\(status)")
+        let down = try server.request("/api/lab/down?file=\(lab.file)", method: "POST", headers: ["Authorization: Bearer \(token)"])
+        #expect(down.status == 200 && down.body.contains("is down"), "\(down)")
+        #expect(lab.footprint.leftovers(since: lab.before).isEmpty, "\(lab.footprint.leftovers(since: lab.before))")
     }
 
     @Test func badListenAddressesAreRefusedAndANonLoopbackOneIsServedWithAWarning() throws {
