@@ -39,15 +39,17 @@ public final class PcapStore: Sendable {
         return try? TextFile.bytes(path(id), operation: "serve")
     }
 
-    /// Removes every file and the directory.
+    /// Removes every file in the directory (the captures, and the ready file of a watch child that was
+    /// killed rather than ended) and the directory.
     public func removeAll() {
-        let kept = ids.withLock { s -> [Int] in
-            let all = s.kept
-            s.kept = []
-            return all
+        ids.withLock { $0.kept = [] }
+        if let dir = opendir(directory) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { unlink(directory + "/" + name) }
+            }
+            closedir(dir)
         }
-        for id in kept { unlink(path(id)) }
-        unlink(directory + "/watch.ready")
         rmdir(directory)
     }
 }

@@ -39,7 +39,11 @@ final class ServeProcess {
     /// SIGTERM by PID (ours), then waits: serve stops its watch child and removes its files.
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        _ = Wait.until(timeout: 10) { !process.isRunning }
+        let stopped = Wait.until(timeout: 10) { !process.isRunning }
+        #expect(stopped && process.terminationReason == .exit && process.terminationStatus == 0,
+                "serve did not stop cleanly on SIGTERM (\(process.terminationReason.rawValue), \(stopped ? process.terminationStatus : -1)): \(stderr)")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("nsinspect-serve-") }
+        #expect(left.isEmpty, "serve left \(left) in /tmp")
     }
 
     /// One request with curl: status, headers (lower-cased names) and body.
@@ -270,7 +274,8 @@ struct ServeCommandTests {
         #expect(NetnsDirectory.inode(name) == Scratch.namespaceInode(pid: pid), "adopt through the API named another namespace")
 
         // A lab brought up and down through the API, with the token.
-        let lab = try TestLab(scratch, yaml: TestLab.chain)
+        // A scratch of its own: TestLab.finish() cleans its scratch, which would kill the server first.
+        let lab = try TestLab(Scratch("srvcl"), yaml: TestLab.chain)
         defer { lab.finish() }
         let refused = try server.request("/api/lab/up?file=\(lab.file)", method: "POST")
         #expect(refused.status == 401 && lab.footprint.present().isEmpty, "\(refused)")
