@@ -100,10 +100,15 @@ final class API: Sendable {
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
         var o = JSONObjectBuilder()
         o.add("error", message)
+        return json(line(o.json), status: status)
+    }
+
+    /// A value as one line of compact JSON.
+    static func line(_ value: JSON) -> [UInt8] {
         var bytes: [UInt8] = []
-        o.json.write(into: &bytes, pretty: false)
+        value.write(into: &bytes, pretty: false)
         bytes.append(UInt8(ascii: "\n"))
-        return json(bytes, status: status)
+        return bytes
     }
 
     /// A command's failure as HTTP: a usage error (exit status 64) is the request's fault (400), a
@@ -115,11 +120,16 @@ final class API: Sendable {
         return error(status, message)
     }
 
-    /// Runs one command line on the command threads (blocking work stays off NIO's event loops).
+    /// Runs one command line to the end on the command threads (blocking work stays off NIO's event loops).
+    func execute(_ arguments: [String]) async throws -> CommandResult {
+        let runner = self.runner
+        return try await commands.runIfActive { try runner.run(arguments) }
+    }
+
+    /// A command's stdout as the answer, or its error.
     func run(_ arguments: [String], type: String = "application/json") async -> Response {
         do {
-            let runner = self.runner
-            let result = try await commands.runIfActive { try runner.run(arguments) }
+            let result = try await execute(arguments)
             return result.status.succeeded ? Self.json(result.stdout, type: type) : Self.failure(result)
         } catch {
             return Self.error(.serviceUnavailable, "serve: \(arguments.first ?? ""): \(error)")
@@ -201,8 +211,7 @@ final class API: Sendable {
     /// `list --json --interfaces`, drops from the traces this server ran.
     func metrics() async -> Response {
         do {
-            let runner = self.runner
-            let result = try await commands.runIfActive { try runner.run(["list", "--json", "--interfaces"]) }
+            let result = try await execute(["list", "--json", "--interfaces"])
             guard result.status.succeeded else { return Self.failure(result) }
             let list = try JSON.parse(result.stdout)
             let text = PrometheusText.render(list: list, drops: drops.snapshot)
@@ -224,15 +233,12 @@ final class API: Sendable {
             return Self.error(.unauthorized, "this request changes the host: send the token serve printed at start (Authorization: Bearer TOKEN)")
         }
         do {
-            let runner = self.runner
-            let result = try await commands.runIfActive { try runner.run(arguments) }
+            let result = try await execute(arguments)
             guard result.status.succeeded else { return Self.failure(result) }
             var o = JSONObjectBuilder()
             o.add("ok", true)
             o.add("output", String(decoding: result.stdout, as: UTF8.self))
-            var bytes: [UInt8] = []
-            o.json.write(into: &bytes, pretty: false)
-            return Self.json(bytes + [UInt8(ascii: "\n")])
+            return Self.json(Self.line(o.json))
         } catch {
             return Self.error(.serviceUnavailable, "serve: \(arguments.first ?? ""): \(error)")
         }
